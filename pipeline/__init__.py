@@ -1,0 +1,4 @@
+"""Dataset-scale virtual try-on masks: human parsing, body keypoints and inpainting masks.
+
+Importing the package does not import Ray: the stages run with or without it.
+"""
