@@ -1,0 +1,75 @@
+"""Shared fixtures: small models built from configs through the real savers, cached outside the repo.
+
+The models are built once per machine in a cache folder (VTON_TEST_CACHE, default
+~/.cache/vton-masks-tests) and loaded by the tests through the same loaders a real run uses.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pipeline.labels import CANONICAL
+
+CACHE = Path(os.environ.get("VTON_TEST_CACHE", Path.home() / ".cache" / "vton-masks-tests"))
+
+
+def _atr18_names() -> dict[int, str]:
+    # The spelling of published ATR checkpoints (e.g. mattmdjaga/segformer_b2_clothes).
+    spelled = {"upper_clothes": "Upper-clothes", "left_shoe": "Left-shoe", "right_shoe": "Right-shoe",
+               "left_leg": "Left-leg", "right_leg": "Right-leg", "left_arm": "Left-arm",
+               "right_arm": "Right-arm"}
+    return {i: spelled.get(name, name.capitalize()) for i, name in enumerate(CANONICAL)}
+
+
+def build_tiny_parser(folder: Path, id2label: dict[int, str] | None = None, size=(96, 128)) -> Path:
+    """A random-weight SegFormer with ATR-18 names, saved with save_pretrained."""
+    import torch
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
+
+    if (folder / "config.json").exists():
+        return folder
+    id2label = id2label or _atr18_names()
+    torch.manual_seed(0)
+    config = SegformerConfig(
+        num_channels=3, num_encoder_blocks=2, depths=[1, 1], sr_ratios=[4, 2], hidden_sizes=[8, 16],
+        patch_sizes=[7, 3], strides=[4, 2], num_attention_heads=[1, 1], mlp_ratios=[2, 2],
+        decoder_hidden_size=16, num_labels=len(id2label),
+        id2label={int(k): v for k, v in id2label.items()},
+        label2id={v: int(k) for k, v in id2label.items()},
+    )
+    model = SegformerForSemanticSegmentation(config)
+    processor = SegformerImageProcessor(size={"height": size[1], "width": size[0]})
+    tmp = folder.with_name(folder.name + ".tmp")
+    model.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    tmp.rename(folder)
+    return folder
+
+
+def build_tiny_pose(folder: Path) -> Path:
+    """The OpenPose body network with random weights, saved as body_pose_model.pth (~200 MB)."""
+    import torch
+    from controlnet_aux.open_pose.model import bodypose_model
+
+    target = folder / "body_pose_model.pth"
+    if target.exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    tmp = folder / "body_pose_model.pth.tmp"
+    torch.save(bodypose_model().state_dict(), tmp)
+    tmp.rename(target)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_parser_dir() -> Path:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    return build_tiny_parser(CACHE / "tiny-segformer-atr18")
+
+
+@pytest.fixture(scope="session")
+def tiny_pose_dir() -> Path:
+    return build_tiny_pose(CACHE / "tiny-openpose-body")
