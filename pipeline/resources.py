@@ -1,0 +1,73 @@
+"""Devices, precision and how the model stages share a node's CPUs and GPUs."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_device(device: str = "auto") -> str:
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r} (expected {', '.join(DEVICES)})")
+    if device == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    if device == "cuda" and not cuda_available():
+        raise ValueError("--device cuda was asked for but torch sees no CUDA GPU")
+    return device
+
+
+def resolve_precision(device: str, precision: str = "auto") -> str:
+    """bf16 autocast on GPUs that support it, fp16 on older ones, fp32 on the CPU."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r} (expected {', '.join(PRECISIONS)})")
+    if precision != "auto":
+        return precision
+    if device.startswith("cuda"):
+        import torch
+
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def torch_dtype(precision: str):
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """How one model stage is placed: pool size and what each actor reserves."""
+
+    actors: int
+    num_gpus: float
+    num_cpus: float
+    torch_threads: int
+
+
+def plan_model_stages(cluster_cpus: float, cluster_gpus: float, gpu_fraction: float = 0.5,
+                      stages: int = 2) -> StagePlan:
+    """Both model stages live on every GPU; without GPUs they share the CPUs with the CPU tasks.
+
+    On CPU each actor reserves only a fraction of a core: two actors each holding a whole core
+    on a 2-core machine leave no CPU for decode and mask tasks, and the run hangs.
+    """
+    gpus = int(cluster_gpus)
+    if gpus > 0:
+        return StagePlan(actors=gpus, num_gpus=gpu_fraction, num_cpus=1.0, torch_threads=1)
+    cpus = max(1, int(cluster_cpus))
+    actors = max(1, cpus // 8)
+    threads = max(1, cpus // (stages * actors))
+    return StagePlan(actors=actors, num_gpus=0.0, num_cpus=min(0.5, cpus / (4 * stages)), torch_threads=threads)
+
+
+def default_torch_threads() -> int:
+    return max(1, (os.cpu_count() or 1) // 2)

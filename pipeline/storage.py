@@ -1,0 +1,129 @@
+"""Reading inputs and writing outputs on any pyarrow filesystem (local, s3://, gs://, ...).
+
+Outputs are confined to OUT: every write goes through `OutputFolder`, which takes paths relative
+to OUT and refuses any that would leave it. On a local filesystem a write goes to a temporary
+name in the same folder and is renamed into place, so a killed run never leaves a partial file
+under a final name; on an object store one PUT is already atomic.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+import uuid
+from pathlib import PurePosixPath
+
+import pyarrow.fs as pafs
+
+TEMP_PREFIX = ".tmp-"
+
+
+def is_uri(path: str) -> bool:
+    return "://" in str(path) and not str(path).startswith("file://")
+
+
+def filesystem_for(path: str) -> tuple[pafs.FileSystem, str]:
+    """The filesystem and the filesystem-local path for a local path or a URI."""
+    path = str(path)
+    if is_uri(path):
+        return pafs.FileSystem.from_uri(path)
+    if path.startswith("file://"):
+        path = path[len("file://"):]
+    return pafs.LocalFileSystem(), os.path.abspath(path)
+
+
+def join(base: str, *parts: str) -> str:
+    """Join for local paths and URIs alike (URIs use '/')."""
+    if is_uri(base):
+        return posixpath.join(base, *parts)
+    return os.path.join(base, *parts)
+
+
+def read_bytes(path: str) -> bytes:
+    fs, local = filesystem_for(path)
+    with fs.open_input_stream(local) as stream:
+        return stream.read()
+
+
+def file_size(path: str) -> int | None:
+    """Size in bytes, or None when there is no file at path."""
+    fs, local = filesystem_for(path)
+    info = fs.get_file_info(local)
+    if info.type != pafs.FileType.File:
+        return None
+    return info.size
+
+
+def safe_relative(relative: str) -> str:
+    """Validate a path relative to OUT; ValueError for one that could leave OUT."""
+    text = str(relative).replace("\\", "/")
+    parts = PurePosixPath(text).parts
+    if not parts or text.startswith("/") or any(part in ("..", "") for part in parts) or ":" in parts[0]:
+        raise ValueError(f"output path {relative!r} is not a plain path inside the output folder")
+    return "/".join(parts)
+
+
+class OutputFolder:
+    """The run's output folder; all writes of a run go through it."""
+
+    def __init__(self, root: str):
+        self.root = str(root)
+        self.fs, self.base = filesystem_for(self.root)
+        self.local = isinstance(self.fs, pafs.LocalFileSystem)
+
+    def __reduce__(self):
+        # pyarrow filesystems pickle, but rebuilding from the URI keeps credentials out of pickles.
+        return (OutputFolder, (self.root,))
+
+    def path(self, relative: str) -> str:
+        """The filesystem-local path of a file inside OUT."""
+        return posixpath.join(self.base, safe_relative(relative)) if not self.local else os.path.join(
+            self.base, *safe_relative(relative).split("/"))
+
+    def uri(self, relative: str) -> str:
+        return join(self.root, safe_relative(relative))
+
+    def make_dirs(self, relative: str = "") -> None:
+        target = self.path(relative) if relative else self.base
+        self.fs.create_dir(target, recursive=True)
+
+    def write_bytes(self, relative: str, data: bytes) -> None:
+        target = self.path(relative)
+        if not self.local:
+            with self.fs.open_output_stream(target) as stream:
+                stream.write(data)
+            return
+        folder, name = os.path.split(target)
+        os.makedirs(folder, exist_ok=True)
+        temporary = os.path.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex}-{name}")
+        try:
+            with open(temporary, "wb") as handle:
+                handle.write(data)
+            os.replace(temporary, target)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            raise
+
+    def read_bytes(self, relative: str) -> bytes:
+        with self.fs.open_input_stream(self.path(relative)) as stream:
+            return stream.read()
+
+    def exists(self, relative: str) -> bool:
+        return self.fs.get_file_info(self.path(relative)).type != pafs.FileType.NotFound
+
+    def list_files(self, relative: str) -> list[str]:
+        """Files directly under a folder of OUT, relative to OUT, sorted; [] if the folder is absent."""
+        folder = self.path(relative)
+        if self.fs.get_file_info(folder).type != pafs.FileType.Directory:
+            return []
+        infos = self.fs.get_file_info(pafs.FileSelector(folder, recursive=False))
+        names = sorted(posixpath.basename(info.path) for info in infos if info.type == pafs.FileType.File)
+        return [f"{relative.rstrip('/')}/{name}" for name in names]
+
+    def delete(self, relative: str) -> None:
+        target = self.path(relative)
+        info = self.fs.get_file_info(target)
+        if info.type == pafs.FileType.Directory:
+            self.fs.delete_dir(target)
+        elif info.type == pafs.FileType.File:
+            self.fs.delete_file(target)
