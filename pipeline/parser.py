@@ -107,6 +107,9 @@ class ParseStage:
 
     def __init__(self, source: str, labels: str = "auto", device: str = "cpu", precision: str = "fp32",
                  torch_threads: int | None = None):
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # one bar per actor floods the job log
         if torch_threads:
             import torch
 
@@ -127,3 +130,13 @@ class ParseStage:
         out = dict(batch)
         out.update(labels=labels, ms_parse=milliseconds)
         return out
+
+
+def load_parser_config(source: str):
+    """The checkpoint's config only (cheap): lets a run check the model and its labels at start."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(str(source))
+    except Exception as error:
+        raise _load_error("parser", str(source), error, "--parser") from error

@@ -1,0 +1,68 @@
+"""Command line: `python -m pipeline run INPUT --output OUT ...` and `python -m pipeline report OUT`.
+
+Validates and wires only; the work is in dataflow and the stages.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .config import RunConfig, add_run_arguments
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline",
+                                     description="Virtual try-on masks, parses and keypoints for a dataset of photos.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="process a dataset")
+    add_run_arguments(run)
+    add_resume_arguments(run)
+    try:
+        from . import report
+    except ImportError:  # the report module is optional for a run
+        report = None
+    if report is not None:
+        report_parser = commands.add_parser("report", help="write OUT/report/index.html for a finished run")
+        report.add_arguments(report_parser)
+        report_parser.set_defaults(handler=report.run_from_args)
+    return parser
+
+
+def add_resume_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start over: remove a previous run's outputs in OUT first")
+
+
+def print_summary(summary: dict, stream=sys.stdout) -> None:
+    this_run = summary["this_run"]
+    counts = ", ".join(f"{name} {count}" for name, count in summary["status"].items()) or "nothing"
+    print(f"done: {summary['rows']} rows in the manifest ({counts}); this run {this_run['rows']} rows "
+          f"in {this_run['seconds']:.1f} s, {this_run['images_per_s']:.2f} images/s; "
+          f"outputs in {summary['output']}", file=stream)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from .dataflow import RunError, run
+
+    config = RunConfig.from_args(args)
+    try:
+        summary = run(config, overwrite=args.overwrite)
+    except RunError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print_summary(summary)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return run_command(args)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

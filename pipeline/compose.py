@@ -1,0 +1,176 @@
+"""Mask stage: full-resolution masks, composites and encoded output files for each row.
+
+The label map comes at the working size; it is upsampled with nearest neighbour to the photo's
+own size and the mask geometry runs there, so mask edges are at photo resolution and the
+geometry's size-relative constants see the real height. Everything leaves this stage encoded
+(PNG/JPEG/JSON bytes), so full-resolution pixels never enter Ray's object store.
+"""
+from __future__ import annotations
+
+import io
+import json
+import posixpath
+import time
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from . import masks
+from .decode import decode_photo
+from .labels import NUM_LABELS, PALETTE
+from .sources import ERROR, PENDING, SKIPPED
+
+OK = "ok"
+FILLS = {"green": (0, 255, 0), "gray": (127, 127, 127)}
+JPEG_QUALITY = 95
+
+
+def photo_extension(source: str) -> str:
+    """Composites of JPEG photos stay JPEG; everything else is written as lossless PNG."""
+    return ".jpg" if posixpath.splitext(source)[1].lower() in (".jpg", ".jpeg") else ".png"
+
+
+def _encode(image: Image.Image, extension: str = ".png") -> bytes:
+    buffer = io.BytesIO()
+    if extension == ".jpg":
+        image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    else:
+        image.save(buffer, format="PNG", compress_level=1)  # speed over size: masks compress well anyway
+    return buffer.getvalue()
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    return _encode(Image.fromarray(pixels))
+
+
+def encode_photo(pixels: np.ndarray, extension: str) -> bytes:
+    return _encode(Image.fromarray(pixels), extension)
+
+
+def encode_parse(labels: np.ndarray) -> bytes:
+    """A palette PNG: pixel values are the canonical label ids, the palette only for viewing."""
+    image = Image.fromarray(labels).convert("P")
+    image.putpalette(PALETTE.reshape(-1).tolist())
+    return _encode(image)
+
+
+def openpose_document(people: list[np.ndarray], width: int, height: int) -> dict:
+    """OpenPose JSON: the main person first; missing keypoints as 0, 0, 0 (JSON has no NaN)."""
+    return {
+        "version": 1.3,
+        "canvas_width": int(width),
+        "canvas_height": int(height),
+        "people": [{"pose_keypoints_2d": [round(float(v), 3) for v in np.nan_to_num(person, nan=0.0).reshape(-1)]}
+                   for person in people],
+    }
+
+
+def composite(photo: np.ndarray, mask: np.ndarray, fill: str) -> np.ndarray:
+    out = photo.copy()
+    out[mask > 0] = FILLS[fill]
+    return out
+
+
+def scale_keypoints(keypoints: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int]) -> np.ndarray:
+    """(…, 18, 3) x, y, score from a (width, height) frame to another; NaN stays NaN."""
+    scaled = np.array(keypoints, dtype=np.float32, copy=True)
+    scaled[..., 0] *= to_size[0] / from_size[0]
+    scaled[..., 1] *= to_size[1] / from_size[1]
+    return scaled
+
+
+class MaskStage:
+    """Builds each row's outputs; a failure in one row becomes that row's error.
+
+    Columns stay typed for every row (empty strings/bytes, -1 boxes, NaN fractions) because Ray
+    Data turns each batch into Arrow on its own and an all-null column would lose its type.
+    """
+
+    FILE_KINDS = ("mask", "masked", "parse", "pose", "crop")
+    DROPPED = ("image", "labels", "data", "people")  # large or consumed here
+
+    def __init__(self, style: str = "rect", fill: str = "green", ootd_variant: str = "hd"):
+        if fill not in FILLS:
+            raise ValueError(f"unknown fill {fill!r} (expected {', '.join(FILLS)})")
+        self.style, self.fill, self.ootd_variant = style, fill, ootd_variant
+
+    def __call__(self, batch: dict) -> dict:
+        count = len(batch["id"])
+        status = np.array(batch["status"], dtype=object)
+        error = np.array(batch["error"], dtype=object)
+        outputs = {}
+        for kind in self.FILE_KINDS:
+            outputs[f"{kind}_path"] = np.full(count, "", dtype=object)
+            outputs[f"{kind}_bytes"] = np.full(count, b"", dtype=object)
+        outputs["flags"] = np.full(count, "", dtype=object)
+        outputs["mask_bbox"] = np.full((count, 4), -1, dtype=np.int32)
+        outputs["label_fractions"] = np.full((count, NUM_LABELS), np.nan, dtype=np.float32)
+        outputs["mask_area"] = np.full(count, np.nan, dtype=np.float32)
+        if "people" in batch:  # keypoints leave this stage in photo pixels
+            outputs["keypoints"] = np.full((count, 18, 3), np.nan, dtype=np.float32)
+        milliseconds = np.zeros(count, dtype=np.float32)
+        for row in range(count):
+            if status[row] not in (PENDING, SKIPPED):
+                continue
+            started = time.perf_counter()
+            try:
+                if status[row] == SKIPPED:
+                    self._passthrough(batch, row, outputs)
+                else:
+                    self._compose(batch, row, outputs)
+                    status[row] = OK
+            except Exception as failure:  # one bad row must not take its batch down
+                status[row], error[row] = ERROR, f"mask stage failed: {type(failure).__name__}: {failure}"
+                for kind in self.FILE_KINDS:
+                    outputs[f"{kind}_path"][row], outputs[f"{kind}_bytes"][row] = "", b""
+            milliseconds[row] = (time.perf_counter() - started) * 1000.0
+        out = {k: v for k, v in batch.items() if k not in self.DROPPED}
+        out.update(outputs, status=status, error=error, ms_mask=milliseconds)
+        return out
+
+    def _passthrough(self, batch: dict, row: int, outputs: dict) -> None:
+        row_id, source = batch["id"][row], batch["source"][row]
+        extension = posixpath.splitext(source)[1].lower() or ".jpg"
+        outputs["masked_path"][row] = f"masked/{row_id}{extension}"
+        outputs["masked_bytes"][row] = batch["data"][row]
+
+    def _compose(self, batch: dict, row: int, outputs: dict) -> None:
+        row_id, source, category = batch["id"][row], batch["source"][row], batch["category"][row]
+        photo = np.asarray(decode_photo(batch["data"][row]))
+        height, width = photo.shape[:2]
+        working = batch["labels"][row]
+        labels = cv2.resize(working, (width, height), interpolation=cv2.INTER_NEAREST)
+        keypoints = persons = None
+        has_pose = "people" in batch
+        if has_pose:
+            people = scale_keypoints(batch["people"][row], (working.shape[1], working.shape[0]), (width, height))
+            persons = int(batch["persons"][row])
+            keypoints = outputs["keypoints"][row] = people[0]
+        mask = masks.make_mask(labels, keypoints, category, self.style, ootd_variant=self.ootd_variant)
+        extension = photo_extension(source)
+        files = {
+            "mask": (f"masks/{row_id}.png", encode_png(mask)),
+            "masked": (f"masked/{row_id}{extension}", encode_photo(composite(photo, mask, self.fill), extension)),
+            "parse": (f"parse/{row_id}.png", encode_parse(labels)),
+        }
+        if has_pose:
+            document = openpose_document(list(people[:persons]), width, height)
+            files["pose"] = (f"pose/{row_id}.json", json.dumps(document).encode())
+        box = masks.mask_bbox(mask)
+        if self.style == "crop" and box is not None:
+            x0, y0, x1, y1 = box
+            files["crop"] = (f"crops/{row_id}{extension}", encode_photo(photo[y0:y1, x0:x1], extension))
+        for kind, (path, data) in files.items():
+            outputs[f"{kind}_path"][row], outputs[f"{kind}_bytes"][row] = path, data
+        if box is not None:
+            outputs["mask_bbox"][row] = box
+        outputs["mask_area"][row] = float(np.count_nonzero(mask)) / mask.size
+        outputs["label_fractions"][row] = np.bincount(labels.reshape(-1), minlength=NUM_LABELS)[
+            :NUM_LABELS] / labels.size
+        outputs["flags"][row] = ",".join(masks.quality_flags(labels, keypoints, persons, category, mask))
+
+
+def mask_batch(batch: dict, style: str = "rect", fill: str = "green", ootd_variant: str = "hd") -> dict:
+    """The mask stage as a plain function, for Ray tasks."""
+    return MaskStage(style=style, fill=fill, ootd_variant=ootd_variant)(batch)

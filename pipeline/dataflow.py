@@ -1,0 +1,226 @@
+"""The one module that wires the stages into Ray Data, and runs a whole job.
+
+sources -> decode (tasks) -> parse (actor pool) -> pose (actor pool) -> masks (tasks) -> write (tasks)
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections import Counter
+
+import pyarrow as pa
+
+from . import sources
+from .config import OUTPUT_DEFINING, RunConfig
+from .resources import StagePlan, plan_model_stages, resolve_precision
+from .runstate import RUN_JSON, SUMMARY_JSON, RunLock, read_json, write_json
+from .sinks import MANIFEST_DIR, read_manifest
+from .storage import OutputFolder
+
+log = logging.getLogger("pipeline")
+
+ROWS_PER_BLOCK = 16  # small blocks: work spreads over every CPU even for small datasets
+DECODE_BATCH = 8
+MASK_BATCH = 4
+WRITE_BATCH = 32  # one manifest part per write batch
+LOG_EVERY_S = 10.0
+
+
+class RunError(RuntimeError):
+    """The run cannot start or cannot go on; the CLI prints it on one line and exits non-zero."""
+
+
+def init_ray(config: RunConfig) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = config.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING)
+    else:
+        ray.init(num_cpus=config.num_cpus or os.cpu_count(), include_dashboard=False,
+                 logging_level=logging.WARNING)
+
+
+def choose_device(config: RunConfig, cluster_gpus: float) -> str:
+    if config.device == "cuda" and cluster_gpus < 1:
+        raise RunError("--device cuda was asked for but the Ray cluster has no GPU")
+    if config.device == "auto":
+        return "cuda" if cluster_gpus >= 1 else "cpu"
+    return config.device
+
+
+def default_batch_size(device: str) -> int:
+    return 16 if device == "cuda" else 4
+
+
+def build_dataset(rows: pa.Table, config: RunConfig, run_info: dict, plan: StagePlan, device: str,
+                  precision: str):
+    import ray
+    from ray.data import ActorPoolStrategy
+
+    from .compose import mask_batch
+    from .decode import decode_batch
+    from .parser import ParseStage
+    from .sinks import write_batch
+
+    blocks = [rows.slice(start, ROWS_PER_BLOCK) for start in range(0, rows.num_rows, ROWS_PER_BLOCK)]
+    dataset = ray.data.from_arrow(blocks)
+    dataset = dataset.map_batches(decode_batch, batch_size=DECODE_BATCH, batch_format="numpy",
+                                  fn_kwargs={"width": config.width, "height": config.height})
+    batch_size = config.batch_size or default_batch_size(device)
+    model_args = dict(batch_size=batch_size, batch_format="numpy", compute=ActorPoolStrategy(size=plan.actors),
+                      num_cpus=plan.num_cpus)
+    if plan.num_gpus:
+        model_args["num_gpus"] = plan.num_gpus
+    dataset = dataset.map_batches(ParseStage, fn_constructor_kwargs=dict(
+        source=config.parser, labels=config.labels, device=device, precision=precision,
+        torch_threads=plan.torch_threads), **model_args)
+    if config.pose_enabled:
+        from .pose import PoseStage
+
+        dataset = dataset.map_batches(PoseStage, fn_constructor_kwargs=dict(
+            source=config.pose, device=device, precision=precision, torch_threads=plan.torch_threads),
+            **model_args)
+    dataset = dataset.map_batches(mask_batch, batch_size=MASK_BATCH, batch_format="numpy",
+                                  fn_kwargs=dict(style=config.style, fill=config.fill,
+                                                 ootd_variant=config.ootd_variant))
+    return dataset.map_batches(write_batch, batch_size=WRITE_BATCH, batch_format="numpy",
+                               fn_kwargs=dict(out=config.output, run_info=run_info), num_cpus=0.25)
+
+
+def check_models(config: RunConfig) -> dict:
+    """Fail at start, not in an actor, when a model cannot be found or its labels cannot be mapped."""
+    from .labels import LabelSchemaError, mapping_for
+    from .parser import ModelLoadError, load_parser_config
+
+    try:
+        mapping_for(load_parser_config(config.parser).id2label, config.labels)
+    except (ModelLoadError, LabelSchemaError) as error:
+        raise RunError(str(error)) from error
+    if config.pose_enabled:
+        from .pose import ModelLoadError as PoseLoadError, locate_body_weights
+
+        try:
+            locate_body_weights(config.pose)
+        except PoseLoadError as error:
+            raise RunError(str(error)) from error
+    return {"parser": config.parser, "pose_model": config.pose if config.pose_enabled else None,
+            "style": config.style}
+
+
+def _differences(previous: dict, config: RunConfig) -> list[str]:
+    current = config.to_dict()
+    return [f"{name}: {previous.get(name)!r} -> {current[name]!r}" for name in OUTPUT_DEFINING
+            if previous.get(name) != current[name]]
+
+
+class Progress:
+    """Counts finished rows; logs a plain line every LOG_EVERY_S when progress bars are off."""
+
+    def __init__(self, total: int, lines: bool):
+        self.total, self.lines = total, lines
+        self.counts: Counter = Counter()
+        self.stage_ms: Counter = Counter()
+        self.started = self.last_log = time.monotonic()
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.values())
+
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    def update(self, batch: dict) -> None:
+        self.counts.update(str(s) for s in batch["status"])
+        for name in ("ms_decode", "ms_parse", "ms_pose", "ms_mask", "ms_write"):
+            self.stage_ms[name] += float(batch[name].sum())
+        now = time.monotonic()
+        if self.lines and now - self.last_log >= LOG_EVERY_S:
+            self.last_log = now
+            log.warning("progress: %d/%d rows (%s), %.2f images/s", self.done, self.total,
+                        ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())), self.rate())
+
+
+def _want_bars(config: RunConfig) -> bool:
+    if config.progress != "auto":
+        return config.progress == "bars"
+    return sys.stderr.isatty() and not os.environ.get("RAY_DATA_DISABLE_PROGRESS_BARS")
+
+
+def run(config: RunConfig, overwrite: bool = False, on_progress=None) -> dict:
+    """Runs the whole job; returns the summary (also written to OUT/summary.json)."""
+    try:
+        rows = sources.list_rows(config.input, config.category, config.limit)
+    except (sources.InputError, ValueError) as error:
+        raise RunError(str(error)) from error
+    out = OutputFolder(config.output)
+    out.make_dirs()
+    with RunLock(out) as lock:
+        previous = read_json(out, RUN_JSON)
+        if previous is not None and not overwrite:
+            changed = _differences(previous.get("config", {}), config)
+            if changed:
+                raise RunError(f"{config.output} holds a run with other settings ({'; '.join(changed)}); "
+                               "use --overwrite to start over or another --output")
+        if overwrite:
+            clear_outputs(out)
+        run_info = check_models(config)
+        done_ids = set(read_manifest(config.output, columns=["id"]).column("id").to_pylist())
+        if done_ids:
+            import pyarrow.compute as pc
+
+            rows = rows.filter(pc.invert(pc.is_in(rows.column("id"), pa.array(sorted(done_ids)))))
+            log.warning("resuming: %d rows already in the manifest, %d to do", len(done_ids), rows.num_rows)
+        write_json(out, RUN_JSON, {"config": config.to_dict(), "started": time.time(), **run_info})
+        progress = Progress(rows.num_rows, lines=not _want_bars(config))
+        device = precision = None
+        if rows.num_rows:
+            import ray
+            from ray.data import DataContext
+
+            init_ray(config)
+            DataContext.get_current().enable_progress_bars = _want_bars(config)
+            resources = ray.cluster_resources()
+            device = choose_device(config, resources.get("GPU", 0))
+            precision = resolve_precision(device, config.precision)
+            plan = plan_model_stages(resources.get("CPU", 1), resources.get("GPU", 0) if device == "cuda" else 0,
+                                     config.gpu_fraction, stages=2 if config.pose_enabled else 1)
+            dataset = build_dataset(rows, config, run_info, plan, device, precision)
+            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                progress.update(batch)
+                lock.refresh()
+                if on_progress is not None:
+                    on_progress(progress)
+        summary = summarize(config, out, progress, device, precision, resumed=len(done_ids))
+        write_json(out, SUMMARY_JSON, summary)
+    return summary
+
+
+def clear_outputs(out: OutputFolder) -> None:
+    """--overwrite: remove what a run writes, nothing else."""
+    for folder in (MANIFEST_DIR, "masks", "masked", "parse", "pose", "crops", "report"):
+        out.delete(folder)
+    for name in (RUN_JSON, SUMMARY_JSON):
+        out.delete(name)
+
+
+def summarize(config: RunConfig, out: OutputFolder, progress: Progress, device, precision, resumed: int) -> dict:
+    manifest = read_manifest(config.output, columns=["status"])
+    totals = Counter(manifest.column("status").to_pylist())
+    elapsed = time.monotonic() - progress.started
+    return {
+        "output": config.output,
+        "rows": manifest.num_rows,
+        "status": dict(sorted(totals.items())),
+        "this_run": {"rows": progress.done, "status": dict(sorted(progress.counts.items())),
+                     "seconds": round(elapsed, 3), "images_per_s": round(progress.rate(), 3),
+                     "resumed_from": resumed},
+        "ms_per_row": {k: round(v / progress.done, 2) for k, v in progress.stage_ms.items()} if progress.done else {},
+        "device": device, "precision": precision,
+        "parser": config.parser, "pose": config.pose, "style": config.style,
+    }

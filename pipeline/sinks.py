@@ -1,0 +1,122 @@
+"""Sink stage: writes each row's files, then the batch's manifest part (a row is done only then).
+
+Each batch becomes one Parquet file under manifest/, written after that batch's files; a part
+file is written whole (temporary name + rename, or one PUT), so after a crash the manifest holds
+exactly the rows whose outputs are complete.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .labels import NUM_LABELS
+from .storage import OutputFolder
+
+MANIFEST_DIR = "manifest"
+FILE_KINDS = ("mask", "masked", "parse", "pose", "crop")
+
+MANIFEST_SCHEMA = pa.schema([
+    ("id", pa.string()), ("source", pa.string()), ("category", pa.string()),
+    ("status", pa.string()), ("error", pa.string()),
+    ("width", pa.int32()), ("height", pa.int32()),
+    *((f"{kind}_path", pa.string()) for kind in FILE_KINDS),
+    ("mask_bbox", pa.list_(pa.int32(), 4)),
+    ("mask_area", pa.float32()),
+    ("keypoints", pa.list_(pa.float32(), 54)),
+    ("persons", pa.int16()),
+    ("flags", pa.list_(pa.string())),
+    ("label_fractions", pa.list_(pa.float32(), NUM_LABELS)),
+    ("parser", pa.string()), ("pose_model", pa.string()), ("style", pa.string()),
+    ("ms_decode", pa.float32()), ("ms_parse", pa.float32()), ("ms_pose", pa.float32()),
+    ("ms_mask", pa.float32()), ("ms_write", pa.float32()),
+])
+
+
+def _text(values) -> list:
+    return [str(v) if v not in (None, "") else None for v in values]
+
+
+def manifest_table(batch: dict, run_info: dict) -> pa.Table:
+    """The manifest rows of a batch, from the stages' typed columns; what a row lacks is null."""
+    count = len(batch["id"])
+    ok = np.asarray(batch["status"]) == "ok"
+
+    def per_ok_row(values, convert):
+        return [convert(values[i]) if ok[i] else None for i in range(count)]
+
+    def optional(name, default):
+        return batch[name] if name in batch else np.full(count, default, dtype=object)
+
+    boxes = optional("mask_bbox", None)
+    columns = {
+        "id": list(batch["id"]), "source": list(batch["source"]), "category": list(batch["category"]),
+        "status": list(batch["status"]), "error": _text(batch["error"]),
+        "width": [int(v) or None for v in optional("width", 0)],
+        "height": [int(v) or None for v in optional("height", 0)],
+        "mask_bbox": [None if b is None or b[0] < 0 else [int(v) for v in b] for b in boxes],
+        "mask_area": per_ok_row(optional("mask_area", None), float),
+        "flags": [v.split(",") if v else [] for v in optional("flags", "")],
+        "label_fractions": per_ok_row(optional("label_fractions", None), lambda v: np.asarray(v, np.float32)),
+    }
+    for kind in FILE_KINDS:
+        columns[f"{kind}_path"] = _text(optional(f"{kind}_path", ""))
+    if "keypoints" in batch:
+        flat = np.asarray(batch["keypoints"], dtype=np.float32).reshape(count, 54)
+        columns["keypoints"] = per_ok_row(flat, lambda v: v)
+        columns["persons"] = per_ok_row(np.asarray(batch["persons"]), int)
+    for name in ("ms_decode", "ms_parse", "ms_pose", "ms_mask", "ms_write"):
+        if name in batch:  # a stage that did not run (pose off) leaves its timing null
+            columns[name] = [float(v) for v in batch[name]]
+    for name in ("parser", "pose_model", "style"):
+        columns[name] = [run_info.get(name)] * count
+    return pa.table({name: columns.get(name, [None] * count) for name in MANIFEST_SCHEMA.names},
+                    schema=MANIFEST_SCHEMA)
+
+
+class WriteStage:
+    """Writes files and the manifest part of each batch; returns one small row per input row."""
+
+    def __init__(self, out: str, run_info: dict):
+        self.out = OutputFolder(out)
+        self.run_info = run_info
+
+    def __call__(self, batch: dict) -> dict:
+        count = len(batch["id"])
+        milliseconds = np.zeros(count, dtype=np.float32)
+        for row in range(count):
+            started = time.perf_counter()
+            for kind in FILE_KINDS:
+                path = batch.get(f"{kind}_path")
+                if path is not None and path[row]:
+                    self.out.write_bytes(path[row], batch[f"{kind}_bytes"][row])
+            milliseconds[row] = (time.perf_counter() - started) * 1000.0
+        batch = dict(batch, ms_write=milliseconds)
+        table = manifest_table(batch, self.run_info)
+        buffer = pa.BufferOutputStream()
+        pq.write_table(table, buffer)
+        self.out.write_bytes(f"{MANIFEST_DIR}/part-{uuid.uuid4().hex}.parquet", buffer.getvalue().to_pybytes())
+        timings = ("ms_decode", "ms_parse", "ms_pose", "ms_mask", "ms_write")
+        result = {name: table.column(name).to_numpy(zero_copy_only=False) for name in ("id", "status")}
+        result.update({name: np.nan_to_num(np.asarray(table.column(name).to_pylist(), dtype=np.float32))
+                       for name in timings})
+        return result
+
+
+def read_manifest(out: str, columns: list[str] | None = None) -> pa.Table:
+    """All manifest parts of OUT as one table (empty with the schema when there are none)."""
+    folder = OutputFolder(out)
+    parts = [p for p in folder.list_files(MANIFEST_DIR) if p.endswith(".parquet")]
+    if not parts:
+        schema = MANIFEST_SCHEMA if columns is None else pa.schema([MANIFEST_SCHEMA.field(c) for c in columns])
+        return schema.empty_table()
+    tables = [pq.read_table(folder.path(p), filesystem=folder.fs, columns=columns) for p in parts]
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def write_batch(batch: dict, out: str, run_info: dict) -> dict:
+    """The write stage as a plain function, for Ray tasks."""
+    return WriteStage(out, run_info)(batch)
