@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
 def add_resume_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="start over: remove a previous run's outputs in OUT first")
+    parser.add_argument("--retry-errors", action="store_true",
+                        help="redo rows whose manifest status is error (their old rows are replaced)")
 
 
 def print_summary(summary: dict, stream=sys.stdout) -> None:
@@ -43,11 +45,14 @@ def print_summary(summary: dict, stream=sys.stdout) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from .dataflow import RunError, run
+    from .dataflow import RunError, RunInterrupted, run
 
     config = RunConfig.from_args(args)
     try:
-        summary = run(config, overwrite=args.overwrite)
+        summary = run(config, overwrite=args.overwrite, retry_errors=args.retry_errors)
+    except RunInterrupted as stopped:
+        print(f"stopped: {stopped}", file=sys.stderr)
+        return stopped.exit_code
     except RunError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -38,6 +38,8 @@ class RunConfig:
     gpu_fraction: float = 0.5
     address: str | None = None
     progress: str = "auto"
+    max_error_rate: float = 0.5
+    error_rate_window: int = 200
 
     @property
     def pose_enabled(self) -> bool:
@@ -104,5 +106,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of a GPU each model actor asks for (default 0.5: both stages on every GPU)")
     parser.add_argument("--address", default=None,
                         help="Ray cluster to connect to (default: RAY_ADDRESS, else a local instance)")
+    parser.add_argument("--max-error-rate", type=_fraction, default=0.5,
+                        help="stop when more than this share of the first --error-rate-window rows fail "
+                             "(default 0.5): a broken model or config should not make a million error rows")
+    parser.add_argument("--error-rate-window", type=_positive_int, default=200, help="(default 200)")
     parser.add_argument("--progress", default="auto", choices=("auto", "bars", "lines"),
                         help="progress display: bars in a terminal, plain log lines otherwise")

@@ -16,7 +16,7 @@ from . import sources
 from .config import OUTPUT_DEFINING, RunConfig
 from .resources import StagePlan, plan_model_stages, resolve_precision
 from .runstate import RUN_JSON, SUMMARY_JSON, RunLock, read_json, write_json
-from .sinks import MANIFEST_DIR, read_manifest
+from .sinks import MANIFEST_DIR, drop_rows_with_status, read_manifest
 from .storage import OutputFolder
 
 log = logging.getLogger("pipeline")
@@ -152,7 +152,126 @@ def _want_bars(config: RunConfig) -> bool:
     return sys.stderr.isatty() and not os.environ.get("RAY_DATA_DISABLE_PROGRESS_BARS")
 
 
-def run(config: RunConfig, overwrite: bool = False, on_progress=None) -> dict:
+class RunInterrupted(RuntimeError):
+    """SIGTERM or SIGINT: finished rows are in the manifest, summary.json is partial."""
+
+    def __init__(self, signal_name: str, exit_code: int):
+        super().__init__(f"stopped by {signal_name}; finished rows are in the manifest, rerun to complete")
+        self.exit_code = exit_code
+
+
+class StopSignal:
+    """Turns SIGTERM/SIGINT into a request to stop taking new work (rented machines send SIGTERM)."""
+
+    def __init__(self):
+        self.received: tuple[str, int] | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGTERM, signal.SIGINT):
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def _handle(self, number, frame):
+        import signal
+
+        if self.received is not None:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self.received = (signal.Signals(number).name, 128 + number)
+        log.warning("%s received: finishing rows in flight is skipped; writing the summary",
+                    self.received[0])
+
+    def __exit__(self, *exc):
+        import signal
+
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+
+def prepare_output(out: OutputFolder, config: RunConfig, overwrite: bool, retry_errors: bool) -> None:
+    """Checks OUT against a previous run's settings and clears what must be redone."""
+    previous = read_json(out, RUN_JSON)
+    if previous is not None and not overwrite:
+        changed = _differences(previous.get("config", {}), config)
+        if changed:
+            raise RunError(f"{config.output} holds a run with other settings ({'; '.join(changed)}); "
+                           "use --overwrite to start over, or another --output")
+    if overwrite:
+        clear_outputs(out)
+    out.clear_temporary()
+    if retry_errors:
+        removed = drop_rows_with_status(config.output, "error")
+        if removed:
+            log.warning("--retry-errors: %d error rows will be redone", removed)
+
+
+def pending_rows(rows: pa.Table, config: RunConfig) -> tuple[pa.Table, int]:
+    """Rows without a manifest row yet; ids stay in Arrow (about 30 bytes a row, not Python strings)."""
+    import pyarrow.compute as pc
+
+    done = read_manifest(config.output, columns=["id"]).column("id").combine_chunks()
+    if len(done) == 0:
+        return rows, 0
+    todo = rows.filter(pc.invert(pc.is_in(rows.column("id"), value_set=done)))
+    return todo, rows.num_rows - todo.num_rows
+
+
+class ErrorRateGuard:
+    """Stops a run whose first rows mostly fail: a broken model or config, not bad photos."""
+
+    def __init__(self, max_rate: float, window: int):
+        self.max_rate, self.window = max_rate, window
+        self.seen = self.failed = 0
+        self.errors: Counter = Counter()
+        self.checked = False
+
+    def update(self, batch: dict) -> None:
+        if self.checked:
+            return
+        statuses = batch["status"][: self.window - self.seen]
+        self.seen += len(statuses)
+        failed = [str(e) for s, e in zip(statuses, batch["error"]) if s == "error"]
+        self.failed += len(failed)
+        self.errors.update(e.split(":")[0] for e in failed)
+        if self.seen >= self.window:
+            self.checked = True
+            if self.failed / self.seen > self.max_rate:
+                common = ", ".join(f"{text!r} x{n}" for text, n in self.errors.most_common(3))
+                raise RunError(f"stopped: {self.failed} of the first {self.seen} rows failed "
+                               f"(more than --max-error-rate {self.max_rate:.0%}); most common: {common}")
+
+
+def execute(rows: pa.Table, config: RunConfig, run_info: dict, progress: Progress, lock: RunLock,
+            stop: StopSignal, on_progress=None) -> tuple[str, str]:
+    """Runs the dataset to the end (or to a stop); returns (device, precision)."""
+    import ray
+    from ray.data import DataContext
+
+    init_ray(config)
+    DataContext.get_current().enable_progress_bars = _want_bars(config)
+    resources = ray.cluster_resources()
+    device = choose_device(config, resources.get("GPU", 0))
+    precision = resolve_precision(device, config.precision)
+    plan = plan_model_stages(resources.get("CPU", 1), resources.get("GPU", 0) if device == "cuda" else 0,
+                             config.gpu_fraction, stages=2 if config.pose_enabled else 1)
+    guard = ErrorRateGuard(config.max_error_rate, config.error_rate_window)
+    dataset = build_dataset(rows, config, run_info, plan, device, precision)
+    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+        progress.update(batch)
+        lock.refresh()
+        if on_progress is not None:
+            on_progress(progress)
+        guard.update(batch)
+        if stop.received:
+            break  # rows in flight are not in the manifest and will be redone by a rerun
+    return device, precision
+
+
+def run(config: RunConfig, overwrite: bool = False, retry_errors: bool = False, on_progress=None) -> dict:
     """Runs the whole job; returns the summary (also written to OUT/summary.json)."""
     try:
         rows = sources.list_rows(config.input, config.category, config.limit)
@@ -160,44 +279,26 @@ def run(config: RunConfig, overwrite: bool = False, on_progress=None) -> dict:
         raise RunError(str(error)) from error
     out = OutputFolder(config.output)
     out.make_dirs()
-    with RunLock(out) as lock:
-        previous = read_json(out, RUN_JSON)
-        if previous is not None and not overwrite:
-            changed = _differences(previous.get("config", {}), config)
-            if changed:
-                raise RunError(f"{config.output} holds a run with other settings ({'; '.join(changed)}); "
-                               "use --overwrite to start over or another --output")
-        if overwrite:
-            clear_outputs(out)
+    with RunLock(out) as lock, StopSignal() as stop:
+        prepare_output(out, config, overwrite, retry_errors)
         run_info = check_models(config)
-        done_ids = set(read_manifest(config.output, columns=["id"]).column("id").to_pylist())
-        if done_ids:
-            import pyarrow.compute as pc
-
-            rows = rows.filter(pc.invert(pc.is_in(rows.column("id"), pa.array(sorted(done_ids)))))
-            log.warning("resuming: %d rows already in the manifest, %d to do", len(done_ids), rows.num_rows)
+        rows, resumed = pending_rows(rows, config)
+        if resumed:
+            log.warning("resuming: %d rows already in the manifest, %d to do", resumed, rows.num_rows)
         write_json(out, RUN_JSON, {"config": config.to_dict(), "started": time.time(), **run_info})
         progress = Progress(rows.num_rows, lines=not _want_bars(config))
         device = precision = None
-        if rows.num_rows:
-            import ray
-            from ray.data import DataContext
-
-            init_ray(config)
-            DataContext.get_current().enable_progress_bars = _want_bars(config)
-            resources = ray.cluster_resources()
-            device = choose_device(config, resources.get("GPU", 0))
-            precision = resolve_precision(device, config.precision)
-            plan = plan_model_stages(resources.get("CPU", 1), resources.get("GPU", 0) if device == "cuda" else 0,
-                                     config.gpu_fraction, stages=2 if config.pose_enabled else 1)
-            dataset = build_dataset(rows, config, run_info, plan, device, precision)
-            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-                progress.update(batch)
-                lock.refresh()
-                if on_progress is not None:
-                    on_progress(progress)
-        summary = summarize(config, out, progress, device, precision, resumed=len(done_ids))
-        write_json(out, SUMMARY_JSON, summary)
+        try:
+            if rows.num_rows:
+                device, precision = execute(rows, config, run_info, progress, lock, stop, on_progress)
+        finally:
+            summary = summarize(config, out, progress, device, precision, resumed=resumed)
+            summary["complete"] = stop.received is None and summary["rows"] >= resumed + progress.total
+            if stop.received:
+                summary["stopped_by"] = stop.received[0]
+            write_json(out, SUMMARY_JSON, summary)
+        if stop.received:
+            raise RunInterrupted(*stop.received)
     return summary
 
 

@@ -6,8 +6,8 @@ exactly the rows whose outputs are complete.
 """
 from __future__ import annotations
 
+import hashlib
 import time
-import uuid
 
 import numpy as np
 import pyarrow as pa
@@ -77,6 +77,12 @@ def manifest_table(batch: dict, run_info: dict) -> pa.Table:
                     schema=MANIFEST_SCHEMA)
 
 
+def part_name(ids) -> str:
+    """Named by the batch's ids: a task that Ray retries rewrites its part instead of adding a copy."""
+    digest = hashlib.sha1("\0".join(str(i) for i in ids).encode()).hexdigest()[:20]
+    return f"{MANIFEST_DIR}/part-{digest}.parquet"
+
+
 class WriteStage:
     """Writes files and the manifest part of each batch; returns one small row per input row."""
 
@@ -98,9 +104,9 @@ class WriteStage:
         table = manifest_table(batch, self.run_info)
         buffer = pa.BufferOutputStream()
         pq.write_table(table, buffer)
-        self.out.write_bytes(f"{MANIFEST_DIR}/part-{uuid.uuid4().hex}.parquet", buffer.getvalue().to_pybytes())
+        self.out.write_bytes(part_name(batch["id"]), buffer.getvalue().to_pybytes())
         timings = ("ms_decode", "ms_parse", "ms_pose", "ms_mask", "ms_write")
-        result = {name: table.column(name).to_numpy(zero_copy_only=False) for name in ("id", "status")}
+        result = {name: np.asarray(table.column(name).to_pylist(), dtype=object) for name in ("id", "status", "error")}
         result.update({name: np.nan_to_num(np.asarray(table.column(name).to_pylist(), dtype=np.float32))
                        for name in timings})
         return result
@@ -120,3 +126,31 @@ def read_manifest(out: str, columns: list[str] | None = None) -> pa.Table:
 def write_batch(batch: dict, out: str, run_info: dict) -> dict:
     """The write stage as a plain function, for Ray tasks."""
     return WriteStage(out, run_info)(batch)
+
+
+def drop_rows_with_status(out: str, status: str) -> int:
+    """Removes rows of a status from the manifest (for --retry-errors); returns how many.
+
+    Each affected part is rewritten whole without those rows, so a crash leaves either the old
+    part or the new one; rows removed and not yet redone are simply pending for the next run.
+    """
+    import pyarrow.compute as pc
+
+    folder = OutputFolder(out)
+    removed = 0
+    for part in folder.list_files(MANIFEST_DIR):
+        if not part.endswith(".parquet"):
+            continue
+        table = pq.read_table(folder.path(part), filesystem=folder.fs)
+        keep = pc.not_equal(table.column("status"), status)
+        kept = table.filter(keep)
+        if kept.num_rows == table.num_rows:
+            continue
+        removed += table.num_rows - kept.num_rows
+        if kept.num_rows == 0:
+            folder.delete(part)
+        else:
+            buffer = pa.BufferOutputStream()
+            pq.write_table(kept, buffer)
+            folder.write_bytes(part, buffer.getvalue().to_pybytes())
+    return removed

@@ -2,8 +2,9 @@
 
 Outputs are confined to OUT: every write goes through `OutputFolder`, which takes paths relative
 to OUT and refuses any that would leave it. On a local filesystem a write goes to a temporary
-name in the same folder and is renamed into place, so a killed run never leaves a partial file
-under a final name; on an object store one PUT is already atomic.
+file in OUT/.tmp and is renamed into place (same filesystem, so the rename is atomic): a killed
+run never leaves a partial file under a final name, and a rerun removes every leftover by
+deleting one folder instead of walking the tree. On an object store one PUT is already atomic.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import PurePosixPath
 
 import pyarrow.fs as pafs
 
-TEMP_PREFIX = ".tmp-"
+TEMP_DIR = ".tmp"
 
 
 def is_uri(path: str) -> bool:
@@ -92,9 +93,10 @@ class OutputFolder:
             with self.fs.open_output_stream(target) as stream:
                 stream.write(data)
             return
-        folder, name = os.path.split(target)
-        os.makedirs(folder, exist_ok=True)
-        temporary = os.path.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex}-{name}")
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        temporary_dir = os.path.join(self.base, TEMP_DIR)
+        os.makedirs(temporary_dir, exist_ok=True)
+        temporary = os.path.join(temporary_dir, f"{uuid.uuid4().hex}-{os.path.basename(target)[-80:]}")
         try:
             with open(temporary, "wb") as handle:
                 handle.write(data)
@@ -103,6 +105,11 @@ class OutputFolder:
             if os.path.exists(temporary):
                 os.unlink(temporary)
             raise
+
+    def clear_temporary(self) -> None:
+        """Removes a killed run's unfinished writes (call only while holding the run lock)."""
+        if self.local:
+            self.delete(TEMP_DIR)
 
     def read_bytes(self, relative: str) -> bytes:
         with self.fs.open_input_stream(self.path(relative)) as stream:
