@@ -35,6 +35,8 @@ def open_photo(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise DecodeError(f"cannot decode: not an image file ({_describe_start(data)})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise DecodeError(f"image too large: {error}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:  # e.g. a file cut inside its header
+        raise DecodeError(f"cannot decode: {_explain(error)}") from None
     width, height = image.size
     if width * height > max_pixels:
         raise DecodeError(f"image too large: {width}x{height} = {width * height / 1e6:.0f} Mpx "
@@ -123,7 +125,7 @@ def decode_batch(batch: dict, width: int, height: int, max_pixels: int = MAX_PIX
         try:
             data = _read_source(batch["source"][row])
             data_column[row] = data
-            photo_width[row], photo_height[row] = oriented_size(open_photo(data, max_pixels))
+            photo_width[row], photo_height[row] = _photo_size(data, max_pixels)
             if status[row] == PENDING:  # passthrough rows need their size, not their pixels
                 images[row] = np.asarray(decode_photo(data, (width, height), max_pixels))
         except DecodeError as bad:
@@ -134,6 +136,14 @@ def decode_batch(batch: dict, width: int, height: int, max_pixels: int = MAX_PIX
     out.update(status=status, error=error, data=data_column, image=images,
                width=photo_width, height=photo_height, ms_decode=milliseconds)
     return out
+
+
+def _photo_size(data: bytes, max_pixels: int) -> tuple[int, int]:
+    image = open_photo(data, max_pixels)
+    try:
+        return oriented_size(image)  # a PNG's EXIF may follow its pixels: this can read them all
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise DecodeError(f"cannot decode: {_explain(error)}") from None
 
 
 def _read_source(source: str) -> bytes:
