@@ -15,7 +15,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from . import storage
 from .sources import ERROR, PENDING, SKIPPED
 
-# Pillow's own bomb check only warns below 2x its limit; we refuse from the header, before decoding.
+# Pillow's own bomb check only warns below 2x its limit (and raises above it); we refuse from the
+# header, before decoding, above max_pixels.
 MAX_PIXELS = 178_956_970
 
 
@@ -29,7 +30,7 @@ def open_photo(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise DecodeError("cannot decode: empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # max_pixels decides
             image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise DecodeError(f"cannot decode: not an image file ({_describe_start(data)})") from None
