@@ -121,14 +121,13 @@ class OutputFolder:
     def list_files(self, relative: str) -> list[str]:
         """Files directly under a folder of OUT, relative to OUT, sorted; [] if the folder is absent.
 
-        Temporary files of unfinished writes are not listed.
+        Unfinished writes never show here: their temporary files live in OUT/.tmp.
         """
         folder = self.path(relative)
         if self.fs.get_file_info(folder).type != pafs.FileType.Directory:
             return []
         infos = self.fs.get_file_info(pafs.FileSelector(folder, recursive=False))
         names = sorted(posixpath.basename(info.path) for info in infos if info.type == pafs.FileType.File)
-        names = [name for name in names if not name.startswith(TEMP_PREFIX)]  # a killed write's leftover
         return [f"{relative.rstrip('/')}/{name}" for name in names]
 
     def delete(self, relative: str) -> None:
