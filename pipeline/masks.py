@@ -208,7 +208,8 @@ def ootd_mask(labels, keypoints, category, person, arm_width) -> np.ndarray:
     that segment instead of drawing to the image corner (arm_bands says what stands in for
     it); no neck term (ATR has no neck label); other people's pixels are protected;
     holes are filled except where protected pixels lie (a bag or hand held in front of the
-    body stays visible); there is no 1 px border lost to the hole fill.
+    body stays visible); band points are not wrapped through uint16 (a wrist pushed past the
+    left edge swept the band across the image); no 1 px border is lost to the hole fill.
     """
     height = labels.shape[0]
     garments = _isin(labels, OOTD_GARMENTS[category]) & person
