@@ -147,7 +147,9 @@ class MaskStage:
             people = scale_keypoints(batch["people"][row], (working.shape[1], working.shape[0]), (width, height))
             persons = int(batch["persons"][row])
             keypoints = outputs["keypoints"][row] = people[0]
-        mask = masks.make_mask(labels, keypoints, category, self.style, ootd_variant=self.ootd_variant)
+        person = masks.main_person(labels)  # shared by the mask and the flags: costly on big photos
+        mask = masks.make_mask(labels, keypoints, category, self.style, ootd_variant=self.ootd_variant,
+                               person=person)
         extension = photo_extension(source)
         files = {
             "mask": (f"masks/{row_id}.png", encode_png(mask)),
@@ -166,9 +168,9 @@ class MaskStage:
         if box is not None:
             outputs["mask_bbox"][row] = box
         outputs["mask_area"][row] = float(np.count_nonzero(mask)) / mask.size
-        outputs["label_fractions"][row] = np.bincount(labels.reshape(-1), minlength=NUM_LABELS)[
-            :NUM_LABELS] / labels.size
-        outputs["flags"][row] = ",".join(masks.quality_flags(labels, keypoints, persons, category, mask))
+        outputs["label_fractions"][row] = masks.label_fractions(labels)
+        outputs["flags"][row] = ",".join(masks.quality_flags(labels, keypoints, persons, category, mask,
+                                                                  person=person))
 
 
 def mask_batch(batch: dict, style: str = "rect", fill: str = "green", ootd_variant: str = "hd") -> dict:

@@ -24,7 +24,7 @@ log = logging.getLogger("pipeline")
 ROWS_PER_BLOCK = 16  # small blocks: work spreads over every CPU even for small datasets
 DECODE_BATCH = 8
 MASK_BATCH = 4
-WRITE_BATCH = 32  # one manifest part per write batch
+WRITE_BATCH = 16  # one manifest part per write batch
 LOG_EVERY_S = 10.0
 
 
@@ -160,30 +160,41 @@ class RunInterrupted(RuntimeError):
         self.exit_code = exit_code
 
 
+class _StopNow(BaseException):
+    """Raised by the signal handler to leave Ray's blocking wait at once (like KeyboardInterrupt)."""
+
+
 class StopSignal:
-    """Turns SIGTERM/SIGINT into a request to stop taking new work (rented machines send SIGTERM)."""
+    """Turns SIGTERM/SIGINT into a stop: no new work, finished rows kept (rented machines send SIGTERM)."""
 
     def __init__(self):
         self.received: tuple[str, int] | None = None
+        self.armed = False  # only interrupt while the dataset runs; elsewhere the flag is checked
         self._previous = {}
 
     def __enter__(self):
+        self.install()
+        return self
+
+    def install(self) -> None:
+        """(Re)install the handlers: ray.init() installs its own SIGTERM handler, which aborts."""
         import signal
         import threading
 
         if threading.current_thread() is threading.main_thread():
             for number in (signal.SIGTERM, signal.SIGINT):
-                self._previous[number] = signal.signal(number, self._handle)
-        return self
+                previous = signal.signal(number, self._handle)
+                self._previous.setdefault(number, previous)
 
     def _handle(self, number, frame):
         import signal
 
-        if self.received is not None:  # a second signal: stop now
-            raise KeyboardInterrupt
-        self.received = (signal.Signals(number).name, 128 + number)
-        log.warning("%s received: finishing rows in flight is skipped; writing the summary",
-                    self.received[0])
+        first = self.received is None
+        if first:
+            self.received = (signal.Signals(number).name, 128 + number)
+            log.warning("%s received: stopping; rows in flight are left for a rerun", self.received[0])
+        if self.armed or not first:
+            raise _StopNow
 
     def __exit__(self, *exc):
         import signal
@@ -252,6 +263,7 @@ def execute(rows: pa.Table, config: RunConfig, run_info: dict, progress: Progres
     from ray.data import DataContext
 
     init_ray(config)
+    stop.install()
     DataContext.get_current().enable_progress_bars = _want_bars(config)
     resources = ray.cluster_resources()
     device = choose_device(config, resources.get("GPU", 0))
@@ -260,14 +272,20 @@ def execute(rows: pa.Table, config: RunConfig, run_info: dict, progress: Progres
                              config.gpu_fraction, stages=2 if config.pose_enabled else 1)
     guard = ErrorRateGuard(config.max_error_rate, config.error_rate_window)
     dataset = build_dataset(rows, config, run_info, plan, device, precision)
-    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-        progress.update(batch)
-        lock.refresh()
-        if on_progress is not None:
-            on_progress(progress)
-        guard.update(batch)
-        if stop.received:
-            break  # rows in flight are not in the manifest and will be redone by a rerun
+    if stop.received:
+        return device, precision
+    stop.armed = True
+    try:
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            progress.update(batch)
+            lock.refresh()
+            if on_progress is not None:
+                on_progress(progress)
+            guard.update(batch)
+    except _StopNow:
+        pass  # rows in flight are not in the manifest; a rerun redoes them
+    finally:
+        stop.armed = False
     return device, precision
 
 

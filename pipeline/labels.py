@@ -143,7 +143,8 @@ class LabelMapping:
         return np.stack([self._split_sides(m, c) for m, c in zip(model_labels, canonical)])
 
     def _split_sides(self, model_labels: np.ndarray, canonical: np.ndarray) -> np.ndarray:
-        person_columns = np.nonzero(model_labels != 0)[1]
+        # Split pixels hold 255 here, so they count as person; the background is whatever maps to 0.
+        person_columns = np.nonzero(canonical != BACKGROUND)[1]
         centre = person_columns.mean() if person_columns.size else model_labels.shape[1] / 2
         # The person's left side appears on the image's right for a photo taken from the front.
         on_persons_left = np.arange(model_labels.shape[1])[None, :] >= centre

@@ -149,7 +149,8 @@ def list_manifest(manifest: str, default_category: str) -> list[dict]:
     rows = []
     for number, (path, category) in enumerate(zip(paths, categories), start=1):
         path = "" if path is None else str(path).strip()
-        row = {"category": default_category if category in (None, "") else category, "error": None}
+        blank = category is None or (isinstance(category, float) and category != category) or not str(category).strip()
+        row = {"category": default_category if blank else category, "error": None}
         if not path:
             row.update(source="", relative=f"row-{number}", error=f"empty path in manifest row {number}")
         elif storage.is_uri(path) or os.path.isabs(path):
