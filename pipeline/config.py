@@ -31,6 +31,8 @@ class RunConfig:
     width: int = 576
     height: int = 768
     batch_size: int | None = None
+    max_batch_size: int = 64
+    probe: bool = True
     device: str = "auto"
     precision: str = "auto"
     limit: int | None = None
@@ -95,7 +97,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ootd-variant", default="hd", choices=("hd", "dc"), help="ootd style arm band width")
     parser.add_argument("--width", type=_size, default=576, help="working width (default 576)")
     parser.add_argument("--height", type=_size, default=768, help="working height (default 768)")
-    parser.add_argument("--batch-size", type=_positive_int, default=None, help="model batch size")
+    parser.add_argument("--batch-size", type=_positive_int, default=None, help="model batch size (default: from the GPU's memory; 4 on CPU)")
+    parser.add_argument("--max-batch-size", type=_positive_int, default=64,
+                        help="cap on the batch size derived from GPU memory, and Ray's batch for model stages")
+    parser.add_argument("--no-probe", dest="probe", action="store_false",
+                        help="size GPU batches from the original tool's memory table instead of a probe")
     parser.add_argument("--device", default="auto", choices=DEVICES, help="where the models run")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="auto: bf16 (fp16 where unsupported) on GPU, fp32 on CPU")

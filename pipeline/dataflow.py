@@ -24,6 +24,7 @@ log = logging.getLogger("pipeline")
 ROWS_PER_BLOCK = 16  # small blocks: work spreads over every CPU even for small datasets
 DECODE_BATCH = 8
 MASK_BATCH = 4
+CPU_BATCH = 4
 WRITE_BATCH = 16  # one manifest part per write batch
 LOG_EVERY_S = 10.0
 
@@ -53,10 +54,6 @@ def choose_device(config: RunConfig, cluster_gpus: float) -> str:
     return config.device
 
 
-def default_batch_size(device: str) -> int:
-    return 16 if device == "cuda" else 4
-
-
 def build_dataset(rows: pa.Table, config: RunConfig, run_info: dict, plan: StagePlan, device: str,
                   precision: str):
     import ray
@@ -71,20 +68,23 @@ def build_dataset(rows: pa.Table, config: RunConfig, run_info: dict, plan: Stage
     dataset = ray.data.from_arrow(blocks)
     dataset = dataset.map_batches(decode_batch, batch_size=DECODE_BATCH, batch_format="numpy",
                                   fn_kwargs={"width": config.width, "height": config.height})
-    batch_size = config.batch_size or default_batch_size(device)
-    model_args = dict(batch_size=batch_size, batch_format="numpy", compute=ActorPoolStrategy(size=plan.actors),
+    # Ray's batch for the model actors; each actor re-chunks it into its own memory-derived size.
+    ray_batch = config.batch_size or (config.max_batch_size if device == "cuda" else CPU_BATCH)
+    model_args = dict(batch_size=ray_batch, batch_format="numpy", compute=ActorPoolStrategy(size=plan.actors),
                       num_cpus=plan.num_cpus)
     if plan.num_gpus:
         model_args["num_gpus"] = plan.num_gpus
+    stage_args = dict(device=device, precision=precision, torch_threads=plan.torch_threads,
+                      batch_size=config.batch_size, max_batch_size=config.max_batch_size,
+                      gpu_share=plan.num_gpus or 1.0, probe=config.probe)
     dataset = dataset.map_batches(ParseStage, fn_constructor_kwargs=dict(
-        source=config.parser, labels=config.labels, device=device, precision=precision,
-        torch_threads=plan.torch_threads), **model_args)
+        source=config.parser, labels=config.labels, width=config.width, height=config.height, **stage_args),
+        **model_args)
     if config.pose_enabled:
         from .pose import PoseStage
 
         dataset = dataset.map_batches(PoseStage, fn_constructor_kwargs=dict(
-            source=config.pose, device=device, precision=precision, torch_threads=plan.torch_threads),
-            **model_args)
+            source=config.pose, width=config.width, height=config.height, **stage_args), **model_args)
     dataset = dataset.map_batches(mask_batch, batch_size=MASK_BATCH, batch_format="numpy",
                                   fn_kwargs=dict(style=config.style, fill=config.fill,
                                                  ootd_variant=config.ootd_variant))

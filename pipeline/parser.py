@@ -103,11 +103,18 @@ class SegformerParser:
 
 
 class ParseStage:
-    """The parse stage on a batch: parses the rows still pending, leaves the others untouched."""
+    """The parse stage on a batch: parses the rows still pending, leaves the others untouched.
+
+    Ray's batch is re-chunked into the actor's own batch size (from the GPU's memory unless
+    --batch-size forces it); a CUDA out-of-memory error halves the chunk and retries.
+    """
 
     def __init__(self, source: str, labels: str = "auto", device: str = "cpu", precision: str = "fp32",
-                 torch_threads: int | None = None):
+                 torch_threads: int | None = None, batch_size: int | None = None, max_batch_size: int = 64,
+                 gpu_share: float = 0.5, probe: bool = True, width: int = 576, height: int = 768):
         from transformers.utils import logging as transformers_logging
+
+        from .batching import AdaptiveBatches, choose_batch_size
 
         transformers_logging.disable_progress_bar()  # one bar per actor floods the job log
         if torch_threads:
@@ -115,6 +122,10 @@ class ParseStage:
 
             torch.set_num_threads(torch_threads)
         self.parser = SegformerParser(source, labels=labels, device=device, precision=precision)
+        size, self.memory_model = choose_batch_size(
+            stage="parse", device=device, requested=batch_size, max_batch=max_batch_size, share=gpu_share,
+            use_probe=probe, run_probe=lambda n: self.parser.parse(np.zeros((n, height, width, 3), np.uint8)))
+        self.run = AdaptiveBatches(self.parser.parse, size, np.concatenate, name="parse")
 
     def __call__(self, batch: dict) -> dict:
         from .sources import PENDING
@@ -125,7 +136,7 @@ class ParseStage:
         milliseconds = np.zeros(len(images), dtype=np.float32)
         if pending.size:
             started = time.perf_counter()
-            labels[pending] = self.parser.parse(images[pending])
+            labels[pending] = self.run(images[pending])
             milliseconds[pending] = (time.perf_counter() - started) * 1000.0 / pending.size
         out = dict(batch)
         out.update(labels=labels, ms_parse=milliseconds)
