@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -293,3 +294,124 @@ def scale_keypoints(keypoints: np.ndarray, from_size, to_size) -> np.ndarray:
     kp[..., 0] = (kp[..., 0] + 0.5) * sx - 0.5
     kp[..., 1] = (kp[..., 1] + 0.5) * sy - 0.5
     return kp
+
+
+def locate_body_weights(source: str) -> str:
+    """Check at start that the pose weights can be found (hub download included); the path."""
+    return resolve_weights(source)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stages on batches (dicts of numpy arrays, like the other stages; no Ray here)
+# ---------------------------------------------------------------------------------------------
+
+MAX_PEOPLE = 8      # persons kept per row in the fixed-shape `people` column (main person first)
+
+
+def _empty_pose_columns(count: int, max_people: int) -> dict:
+    return {"people": np.full((count, max_people, NUM_PARTS, 3), np.nan, np.float32),
+            "persons": np.zeros(count, np.int16),
+            "ms_pose": np.zeros(count, np.float32)}
+
+
+class PoseStage:
+    """The pose stage: keypoints for the rows still pending, the other rows untouched.
+
+    Adds ``people`` float32 (N, MAX_PEOPLE, 18, 3) in the working image's pixels (main person
+    first, NaN padding; a row with no person is all NaN), ``persons`` int16 (N,) (persons found,
+    which may exceed MAX_PEOPLE) and ``ms_pose``. A batch the model fails on is retried one image
+    at a time; an image that still fails becomes that row's error.
+    """
+
+    def __init__(self, source: str = DEFAULT_REPO, device: str = "cpu", precision: str = "fp32",
+                 torch_threads: int | None = None, batch_size: int = 16, max_people: int = MAX_PEOPLE):
+        from pipeline.resources import resolve_device, resolve_precision
+
+        if torch_threads:
+            import torch
+            torch.set_num_threads(torch_threads)
+        device = resolve_device(device) if device == "auto" else device
+        precision = resolve_precision(str(device), precision) if precision == "auto" else precision
+        self.estimator = PoseEstimator(source, device=device, precision=precision, batch_size=batch_size)
+        self.max_people = int(max_people)
+
+    def __call__(self, batch: dict) -> dict:
+        from pipeline.sources import ERROR, PENDING
+
+        images = batch["image"]
+        count = len(images)
+        status = np.array(batch["status"], dtype=object)
+        error = np.array(batch["error"], dtype=object)
+        columns = _empty_pose_columns(count, self.max_people)
+        pending = np.flatnonzero(status == PENDING)
+        if pending.size:
+            started = time.perf_counter()
+            try:
+                results = [(pending, self.estimator.estimate(images[pending]))]
+            except Exception:  # e.g. out of memory on a large batch: one image at a time
+                results = []
+                for row in pending:
+                    try:
+                        results.append((np.array([row]), self.estimator.estimate(images[row:row + 1])))
+                    except Exception as failure:
+                        status[row] = ERROR
+                        error[row] = f"pose stage failed: {type(failure).__name__}: {failure}"
+            for rows, result in results:
+                for row, found in zip(rows, result.people):
+                    kept = found[: self.max_people]
+                    columns["people"][row, : len(kept)] = kept
+                    columns["persons"][row] = len(found)
+            columns["ms_pose"][pending] = (time.perf_counter() - started) * 1000.0 / pending.size
+        out = dict(batch)
+        out.update(columns, status=status, error=error)
+        return out
+
+
+class PoseFromFilesStage:
+    """``--pose-from DIR``: keypoints from the dataset's files instead of the model.
+
+    Same columns as PoseStage (``people`` in the working image's pixels, converted from the
+    photo's with the photo size in ``width``/``height``), plus ``pose_flag``: "" or
+    "no_keypoints_file" for a row without a file (not an error). A file that cannot be read makes
+    its row an error naming the file. Files are matched by row id or the photo's file stem (see
+    :func:`pipeline.pose_files.find_keypoints_file`).
+    """
+
+    def __init__(self, folder: str, max_people: int = MAX_PEOPLE):
+        if not os.path.isdir(os.fspath(folder)):
+            raise FileNotFoundError(f"--pose-from folder {folder!r} does not exist")
+        self.folder = os.fspath(folder)
+        self.max_people = int(max_people)
+
+    def __call__(self, batch: dict) -> dict:
+        from pipeline.pose_files import NO_FILE_FLAG, KeypointsFileError, find_keypoints_file
+        from pipeline.sources import ERROR, PENDING
+
+        count = len(batch["id"])
+        status = np.array(batch["status"], dtype=object)
+        error = np.array(batch["error"], dtype=object)
+        columns = _empty_pose_columns(count, self.max_people)
+        flags = np.full(count, "", dtype=object)
+        work_h, work_w = batch["image"].shape[1:3]
+        for row in np.flatnonzero(status == PENDING):
+            started = time.perf_counter()
+            stem = os.path.splitext(os.path.basename(str(batch["source"][row]).rstrip("/")))[0]
+            path = find_keypoints_file(self.folder, str(batch["id"][row]), stem)
+            if path is None:
+                flags[row] = NO_FILE_FLAG
+            else:
+                photo = (int(batch["width"][row]), int(batch["height"][row]))
+                try:
+                    people = load_keypoints_file(path, photo, all_people=True)
+                except KeypointsFileError as bad:
+                    status[row], error[row] = ERROR, f"cannot read keypoints: {bad}"
+                    continue
+                people[..., 0] *= work_w / photo[0]
+                people[..., 1] *= work_h / photo[1]
+                kept = people[: self.max_people]
+                columns["people"][row, : len(kept)] = kept
+                columns["persons"][row] = len(people)
+            columns["ms_pose"][row] = (time.perf_counter() - started) * 1000.0
+        out = dict(batch)
+        out.update(columns, status=status, error=error, pose_flag=flags)
+        return out

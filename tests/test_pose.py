@@ -294,3 +294,45 @@ def test_stage_imports_neither_ray_nor_controlnet_aux_package():
                          cwd=root)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.startswith("ok")
+
+
+# --------------------------------------------------------------------------------------------
+# Stage on a batch dict
+# --------------------------------------------------------------------------------------------
+
+def test_pose_stage_on_a_batch(monkeypatch):
+    from pipeline.pose import MAX_PEOPLE, PoseStage
+    from pipeline.sources import ERROR, PENDING, SKIPPED
+
+    h, w = 384, 288
+    rng = np.random.default_rng(7)
+    scenes = [pp.synthetic_scene(n, h, w, rng) for n in (2, 1)]
+    maps = [pp.synthesize_maps(s, h, w) for s in scenes]
+    net = StubNet(np.stack([m[0] for m in maps]), np.stack([m[1] for m in maps]))
+    stage = PoseStage.__new__(PoseStage)
+    stage.estimator, stage.max_people = PoseEstimator(net), MAX_PEOPLE
+    batch = {"id": np.array(["a", "b", "c", "d"], dtype=object),
+             "status": np.array([PENDING, ERROR, SKIPPED, PENDING], dtype=object),
+             "error": np.array([None, "cannot decode", None, None], dtype=object),
+             "image": np.zeros((4, h, w, 3), np.uint8)}
+    out = stage(batch)
+    assert out["people"].shape == (4, MAX_PEOPLE, 18, 3) and out["people"].dtype == np.float32
+    assert out["persons"].tolist() == [2, 0, 0, 1] and out["persons"].dtype == np.int16
+    assert np.isnan(out["people"][[1, 2]]).all() and np.isnan(out["people"][0, 2:]).all()
+    assert (out["ms_pose"][[0, 3]] > 0).all() and (out["ms_pose"][[1, 2]] == 0).all()
+    assert list(out["status"]) == [PENDING, ERROR, SKIPPED, PENDING]
+
+    # A model failure on the batch is retried per image; an image that still fails is its row's error.
+    calls = []
+
+    def flaky(images):
+        calls.append(len(images))
+        if len(images) > 1 or len(calls) == 2:
+            raise RuntimeError("CUDA out of memory")
+        return PoseEstimator.estimate(stage.estimator, images)
+
+    monkeypatch.setattr(stage.estimator, "estimate", flaky)
+    out = stage(batch)
+    assert calls == [2, 1, 1]
+    assert out["status"][0] == ERROR and "out of memory" in out["error"][0]
+    assert out["status"][3] == PENDING and out["persons"][3] == 2    # stub: first image's maps

@@ -161,3 +161,25 @@ def test_missing_file_is_a_flag_not_an_error(tmp_path):
     (tmp_path / "d.json").write_text("{broken")
     with pytest.raises(KeypointsFileError):
         keypoints_for_row(tmp_path, "d", "d", (100, 100))
+
+
+def test_pose_from_files_stage(tmp_path):
+    from pipeline.pose import MAX_PEOPLE, PoseFromFilesStage
+    from pipeline.sources import ERROR, PENDING
+
+    a = person(0)
+    write(tmp_path / "pose" / "x.json", to_openpose_json([a], 0, canvas_size=(600, 800)))
+    (tmp_path / "pose" / "bad.json").write_text("{")
+    batch = {"id": np.array(["x", "y", "bad"], dtype=object),
+             "source": np.array(["/data/x.jpg", "/data/y.jpg", "/data/bad.jpg"], dtype=object),
+             "status": np.array([PENDING] * 3, dtype=object),
+             "error": np.array([None] * 3, dtype=object),
+             "width": np.array([600, 600, 600], np.int32), "height": np.array([800, 800, 800], np.int32),
+             "image": np.zeros((3, 400, 300, 3), np.uint8)}
+    out = PoseFromFilesStage(tmp_path / "pose")(batch)
+    assert out["people"].shape == (3, MAX_PEOPLE, 18, 3)
+    np.testing.assert_allclose(out["people"][0, 0, :, :2], a[:, :2] / 2, atol=1e-2)   # working pixels
+    assert out["persons"].tolist() == [1, 0, 0]
+    assert list(out["pose_flag"]) == ["", "no_keypoints_file", ""]
+    assert out["status"][1] == PENDING
+    assert out["status"][2] == ERROR and "bad.json" in out["error"][2]
