@@ -254,6 +254,8 @@ class PoseEstimator:
         images = np.asarray(images)
         if images.ndim == 3:
             images = images[None]
+        if len(images) == 0:
+            return batch_from_people([])
         batch = self.preprocess(images)
         h, w = images.shape[1:3]
         people = []
@@ -280,20 +282,6 @@ def batch_from_people(per_image: list) -> PoseBatch:
         if len(ordered):
             keypoints[i] = ordered[0]
     return PoseBatch(keypoints, persons, people)
-
-
-def scale_keypoints(keypoints: np.ndarray, from_size, to_size) -> np.ndarray:
-    """Map keypoints between two stretches of one photo; sizes are (width, height).
-
-    Pixel centres map onto pixel centres: ``x' = (x + 0.5) * W' / W - 0.5``. NaN stays NaN;
-    scores are kept.
-    """
-    kp = np.array(keypoints, np.float32, copy=True)
-    sx = to_size[0] / float(from_size[0])
-    sy = to_size[1] / float(from_size[1])
-    kp[..., 0] = (kp[..., 0] + 0.5) * sx - 0.5
-    kp[..., 1] = (kp[..., 1] + 0.5) * sy - 0.5
-    return kp
 
 
 def locate_body_weights(source: str) -> str:

@@ -16,7 +16,7 @@ import torch
 
 from pipeline import pose_post as pp
 from pipeline.pose import (ModelLoadError, PoseBatch, PoseEstimator, load_body_net,
-                           main_person_order, resolve_weights, scale_keypoints)
+                           main_person_order, resolve_weights)
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +179,8 @@ def test_estimator_batch_with_stub_network():
     assert out.persons.dtype == np.int16 and out.persons.tolist() == [1, 3, 2, 0]
     assert [p.shape for p in out.people] == [(1, 18, 3), (3, 18, 3), (2, 18, 3), (0, 18, 3)]
     assert np.isnan(out.keypoints[3]).all()
+    empty = est.estimate(np.zeros((0, h, w, 3), np.uint8))
+    assert empty.keypoints.shape == (0, 18, 3) and empty.persons.shape == (0,) and empty.people == []
     for i in range(3):
         np.testing.assert_array_equal(out.keypoints[i], out.people[i][0])
         # The main person is the one with the largest box among the true skeletons.
@@ -196,13 +198,6 @@ def test_main_person_rule():
     order = main_person_order(np.stack([small, single, big]))
     assert order.tolist() == [2, 0, 1]
     assert main_person_order(np.zeros((0, 18, 3))).tolist() == []
-
-
-def test_scale_keypoints_maps_pixel_centres():
-    kp = np.array([[0, 0, 0.5], [575, 767, 0.7], [np.nan, np.nan, np.nan]], np.float32)
-    out = scale_keypoints(kp, (576, 768), (1152, 1536))
-    np.testing.assert_allclose(out[:2, :2], [[0.5, 0.5], [1150.5, 1534.5]])
-    assert np.isnan(out[2]).all() and out[1, 2] == np.float32(0.7)
 
 
 # --------------------------------------------------------------------------------------------
