@@ -5,28 +5,103 @@ to OUT and refuses any that would leave it. On a local filesystem a write goes t
 file in OUT/.tmp and is renamed into place (same filesystem, so the rename is atomic): a killed
 run never leaves a partial file under a final name, and a rerun removes every leftover by
 deleting one folder instead of walking the tree. On an object store one PUT is already atomic.
+
+Object stores take their settings from the usual environment variables, read by every process
+that touches a file (the driver and each Ray worker): s3:// uses AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_DEFAULT_REGION (or ~/.aws), and for an
+S3-compatible server (MinIO, R2, ...) AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL; gs:// uses
+GOOGLE_APPLICATION_CREDENTIALS. A scheme pyarrow does not know is opened through fsspec when the
+fsspec package for it is installed (e.g. adlfs for az://).
 """
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import uuid
 from pathlib import PurePosixPath
+from urllib.parse import urlencode
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 TEMP_DIR = ".tmp"
+# The AWS SDKs' names for an S3-compatible endpoint, most specific first.
+S3_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 
 
 def is_uri(path: str) -> bool:
     return "://" in str(path) and not str(path).startswith("file://")
 
 
+def s3_endpoint() -> str | None:
+    for name in S3_ENDPOINT_VARIABLES:
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
+
+
+def _s3_options() -> dict:
+    """The endpoint from the environment (pyarrow versions differ in reading it themselves), and
+    allow_delayed_open: a small file is one PutObject instead of a three-request multipart upload."""
+    options = {"allow_delayed_open": "true"}
+    endpoint = s3_endpoint()
+    if endpoint:
+        scheme, _, host = endpoint.rpartition("://")
+        options.update(endpoint_override=host.rstrip("/"), scheme=scheme or "https")
+    return options
+
+
+# What a cached filesystem depends on besides the bucket: a changed environment gets a new one.
+_ENVIRONMENT = (*S3_ENDPOINT_VARIABLES, "AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION",
+                "GOOGLE_APPLICATION_CREDENTIALS")
+
+
+@functools.lru_cache(maxsize=64)
+def _bucket_filesystem(scheme: str, netloc: str, environment: tuple) -> tuple[pafs.FileSystem, str]:
+    """One filesystem per bucket and process (from_uri may ask the store for the bucket's region)."""
+    if scheme == "s3":
+        options = _s3_options()
+        try:
+            return pafs.FileSystem.from_uri(f"s3://{netloc}?{urlencode(options)}")
+        except pa.ArrowInvalid as error:
+            if "allow_delayed_open" not in str(error):  # a pyarrow without the option: more requests, same result
+                raise
+            del options["allow_delayed_open"]
+            return pafs.FileSystem.from_uri(f"s3://{netloc}?{urlencode(options)}")
+    return pafs.FileSystem.from_uri(f"{scheme}://{netloc}")
+
+
+def _through_fsspec(uri: str, error: Exception) -> tuple[pafs.FileSystem, str]:
+    scheme = uri.split("://", 1)[0]
+    try:
+        import fsspec
+
+        fs, fs_path = fsspec.core.url_to_fs(uri)
+    except (ImportError, ValueError) as missing:
+        raise ValueError(f"cannot open {uri!r}: pyarrow does not know {scheme}:// ({error}) and fsspec "
+                         f"cannot open it either ({missing}); install the fsspec package for {scheme}://") from None
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), fs_path
+
+
 def filesystem_for(path: str) -> tuple[pafs.FileSystem, str]:
-    """The filesystem and the filesystem-local path for a local path or a URI."""
+    """The filesystem and the filesystem-local path for a local path or a URI.
+
+    Only `scheme://bucket` is parsed as a URI; the key is used as it is, so object names with
+    spaces, `%`, `#` or non-ASCII letters (common in photo datasets) stay intact.
+    """
     path = str(path)
     if is_uri(path):
-        return pafs.FileSystem.from_uri(path)
+        scheme, rest = path.split("://", 1)
+        netloc, _, key = rest.partition("/")
+        try:
+            fs, root = _bucket_filesystem(scheme.lower(), netloc, tuple(os.environ.get(n) for n in _ENVIRONMENT))
+        except pa.ArrowInvalid as error:
+            if "Unrecognized filesystem type" not in str(error):
+                raise
+            return _through_fsspec(path, error)
+        key = key.rstrip("/")
+        return fs, (posixpath.join(root, key) if key else root)
     if path.startswith("file://"):
         path = path[len("file://"):]
     return pafs.LocalFileSystem(), os.path.abspath(path)
