@@ -139,6 +139,13 @@ def _pick_column(table: pa.Table, candidates: tuple[str, ...], what: str, requir
     return None
 
 
+def _normalize_uri(uri: str) -> str:
+    """`s3://b/lists/../photos/a.jpg` -> `s3://b/photos/a.jpg`: object stores do not resolve `..`."""
+    scheme, rest = uri.split("://", 1)
+    netloc, _, key = rest.partition("/")
+    return f"{scheme}://{netloc}/{posixpath.normpath(key)}" if key else uri
+
+
 def list_manifest(manifest: str, default_category: str) -> list[dict]:
     table = _read_manifest_table(manifest)
     path_column = _pick_column(table, PATH_COLUMNS, "path", required=True)
@@ -157,7 +164,8 @@ def list_manifest(manifest: str, default_category: str) -> list[dict]:
             row.update(source=path, relative=path.split("://", 1)[-1])
         else:
             source = storage.join(base, path)
-            row.update(source=source if storage.is_uri(source) else os.path.normpath(source), relative=path)
+            row.update(source=_normalize_uri(source) if storage.is_uri(source) else os.path.normpath(source),
+                       relative=path)
         rows.append(row)
     return rows
 
