@@ -19,6 +19,7 @@ from PIL import Image
 from . import masks
 from .decode import decode_photo
 from .labels import NUM_LABELS, PALETTE
+from .pose_files import to_openpose_json
 from .sources import ERROR, PENDING, SKIPPED
 
 OK = "ok"
@@ -55,17 +56,6 @@ def encode_parse(labels: np.ndarray) -> bytes:
     return _encode(image)
 
 
-def openpose_document(people: list[np.ndarray], width: int, height: int) -> dict:
-    """OpenPose JSON: the main person first; missing keypoints as 0, 0, 0 (JSON has no NaN)."""
-    return {
-        "version": 1.3,
-        "canvas_width": int(width),
-        "canvas_height": int(height),
-        "people": [{"pose_keypoints_2d": [round(float(v), 3) for v in np.nan_to_num(person, nan=0.0).reshape(-1)]}
-                   for person in people],
-    }
-
-
 def composite(photo: np.ndarray, mask: np.ndarray, fill: str) -> np.ndarray:
     out = photo.copy()
     out[mask > 0] = FILLS[fill]
@@ -88,7 +78,7 @@ class MaskStage:
     """
 
     FILE_KINDS = ("mask", "masked", "parse", "pose", "crop")
-    DROPPED = ("image", "labels", "data", "people")  # large or consumed here
+    DROPPED = ("image", "labels", "data", "people", "pose_flag")  # large or consumed here
 
     def __init__(self, style: str = "rect", fill: str = "green", ootd_variant: str = "hd"):
         if fill not in FILLS:
@@ -157,7 +147,7 @@ class MaskStage:
             "parse": (f"parse/{row_id}.png", encode_parse(labels)),
         }
         if has_pose:
-            document = openpose_document(list(people[:persons]), width, height)
+            document = to_openpose_json(list(people[:persons]), 0, canvas_size=(width, height))
             files["pose"] = (f"pose/{row_id}.json", json.dumps(document).encode())
         box = masks.mask_bbox(mask)
         if self.style == "crop" and box is not None:
@@ -169,8 +159,10 @@ class MaskStage:
             outputs["mask_bbox"][row] = box
         outputs["mask_area"][row] = float(np.count_nonzero(mask)) / mask.size
         outputs["label_fractions"][row] = masks.label_fractions(labels)
-        outputs["flags"][row] = ",".join(masks.quality_flags(labels, keypoints, persons, category, mask,
-                                                                  person=person))
+        flags = masks.quality_flags(labels, keypoints, persons, category, mask, person=person)
+        if "pose_flag" in batch and batch["pose_flag"][row]:  # --pose-from: the row had no keypoint file
+            flags.append(str(batch["pose_flag"][row]))
+        outputs["flags"][row] = ",".join(flags)
 
 
 def mask_batch(batch: dict, style: str = "rect", fill: str = "green", ootd_variant: str = "hd") -> dict:

@@ -14,7 +14,7 @@ FILLS = ("green", "gray")
 LABEL_SCHEMAS = ("auto", "atr18", "lip20", "fashn18")
 
 # Settings that change what a row's outputs are; a resumed run must match them (run.json).
-OUTPUT_DEFINING = ("parser", "labels", "pose", "style", "category", "width", "height", "fill", "ootd_variant")
+OUTPUT_DEFINING = ("parser", "labels", "pose", "pose_from", "style", "category", "width", "height", "fill", "ootd_variant")
 
 
 @dataclass
@@ -26,6 +26,7 @@ class RunConfig:
     parser: str = DEFAULT_PARSER
     labels: str = "auto"
     pose: str = DEFAULT_POSE  # "none" switches the pose stage off
+    pose_from: str | None = None  # keypoints from the dataset's files instead of the model
     fill: str = "green"
     ootd_variant: str = "hd"
     width: int = 576
@@ -45,7 +46,14 @@ class RunConfig:
 
     @property
     def pose_enabled(self) -> bool:
-        return self.pose.lower() != "none"
+        return self.pose_from is not None or self.pose.lower() != "none"
+
+    @property
+    def pose_label(self) -> str | None:
+        """What produced the keypoints, for the manifest."""
+        if self.pose_from is not None:
+            return f"files:{self.pose_from}"
+        return self.pose if self.pose_enabled else None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,6 +100,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pose", default=DEFAULT_POSE, metavar="ID_OR_DIR|none",
                         help=f"OpenPose body model: hub id or folder with body_pose_model.pth, or none "
                              f"(default: {DEFAULT_POSE})")
+    parser.add_argument("--pose-from", default=None, metavar="DIR",
+                        help="use the dataset's keypoint files instead of the pose model: OpenPose JSON "
+                             "(ours, VITON-HD's *_keypoints.json) or DressCode's *_2.json, matched by id or file stem")
     parser.add_argument("--fill", default="green", choices=FILLS,
                         help="masked-photo fill: green (0,255,0) like the original tool, gray 127 like OOTDiffusion")
     parser.add_argument("--ootd-variant", default="hd", choices=("hd", "dc"), help="ootd style arm band width")

@@ -80,7 +80,12 @@ def build_dataset(rows: pa.Table, config: RunConfig, run_info: dict, plan: Stage
     dataset = dataset.map_batches(ParseStage, fn_constructor_kwargs=dict(
         source=config.parser, labels=config.labels, width=config.width, height=config.height, **stage_args),
         **model_args)
-    if config.pose_enabled:
+    if config.pose_from is not None:
+        from .pose import pose_from_files_batch
+
+        dataset = dataset.map_batches(pose_from_files_batch, batch_size=DECODE_BATCH, batch_format="numpy",
+                                      fn_kwargs={"folder": config.pose_from}, num_cpus=0.25)
+    elif config.pose_enabled:
         from .pose import PoseStage
 
         dataset = dataset.map_batches(PoseStage, fn_constructor_kwargs=dict(
@@ -101,15 +106,17 @@ def check_models(config: RunConfig) -> dict:
         mapping_for(load_parser_config(config.parser).id2label, config.labels)
     except (ModelLoadError, LabelSchemaError) as error:
         raise RunError(str(error)) from error
-    if config.pose_enabled:
+    if config.pose_from is not None:
+        if not os.path.isdir(config.pose_from):
+            raise RunError(f"--pose-from folder {config.pose_from!r} does not exist")
+    elif config.pose_enabled:
         from .pose import ModelLoadError as PoseLoadError, locate_body_weights
 
         try:
             locate_body_weights(config.pose)
         except PoseLoadError as error:
             raise RunError(str(error)) from error
-    return {"parser": config.parser, "pose_model": config.pose if config.pose_enabled else None,
-            "style": config.style}
+    return {"parser": config.parser, "pose_model": config.pose_label, "style": config.style}
 
 
 def _differences(previous: dict, config: RunConfig) -> list[str]:
@@ -269,7 +276,7 @@ def execute(rows: pa.Table, config: RunConfig, run_info: dict, progress: Progres
     device = choose_device(config, resources.get("GPU", 0))
     precision = resolve_precision(device, config.precision)
     plan = plan_model_stages(resources.get("CPU", 1), resources.get("GPU", 0) if device == "cuda" else 0,
-                             config.gpu_fraction, stages=2 if config.pose_enabled else 1)
+                             config.gpu_fraction, stages=1 + (config.pose_enabled and config.pose_from is None))
     guard = ErrorRateGuard(config.max_error_rate, config.error_rate_window)
     dataset = build_dataset(rows, config, run_info, plan, device, precision)
     if stop.received:

@@ -284,6 +284,11 @@ def batch_from_people(per_image: list) -> PoseBatch:
     return PoseBatch(keypoints, persons, people)
 
 
+def _concat_pose_batches(batches: list) -> PoseBatch:
+    return PoseBatch(np.concatenate([b.keypoints for b in batches]), np.concatenate([b.persons for b in batches]),
+                     [people for b in batches for people in b.people])
+
+
 def locate_body_weights(source: str) -> str:
     """Check at start that the pose weights can be found (hub download included); the path."""
     return resolve_weights(source)
@@ -312,7 +317,10 @@ class PoseStage:
     """
 
     def __init__(self, source: str = DEFAULT_REPO, device: str = "cpu", precision: str = "fp32",
-                 torch_threads: int | None = None, batch_size: int = 16, max_people: int = MAX_PEOPLE):
+                 torch_threads: int | None = None, batch_size: int | None = None, max_batch_size: int = 64,
+                 gpu_share: float = 0.5, probe: bool = True, width: int = 576, height: int = 768,
+                 max_people: int = MAX_PEOPLE):
+        from pipeline.batching import AdaptiveBatches, choose_batch_size
         from pipeline.resources import resolve_device, resolve_precision
 
         if torch_threads:
@@ -320,7 +328,12 @@ class PoseStage:
             torch.set_num_threads(torch_threads)
         device = resolve_device(device) if device == "auto" else device
         precision = resolve_precision(str(device), precision) if precision == "auto" else precision
-        self.estimator = PoseEstimator(source, device=device, precision=precision, batch_size=batch_size)
+        # The estimator sees whole chunks; their size comes from the GPU's memory (see batching).
+        self.estimator = PoseEstimator(source, device=device, precision=precision, batch_size=max_batch_size)
+        size, self.memory_model = choose_batch_size(
+            stage="pose", device=str(device), requested=batch_size, max_batch=max_batch_size, share=gpu_share,
+            use_probe=probe, run_probe=lambda n: self.estimator.estimate(np.zeros((n, height, width, 3), np.uint8)))
+        self.run = AdaptiveBatches(self.estimator.estimate, size, _concat_pose_batches, name="pose")
         self.max_people = int(max_people)
 
     def __call__(self, batch: dict) -> dict:
@@ -335,8 +348,8 @@ class PoseStage:
         if pending.size:
             started = time.perf_counter()
             try:
-                results = [(pending, self.estimator.estimate(images[pending]))]
-            except Exception:  # e.g. out of memory on a large batch: one image at a time
+                results = [(pending, self.run(images[pending]))]
+            except Exception:  # one image the model fails on: isolate it, one image at a time
                 results = []
                 for row in pending:
                     try:
@@ -403,3 +416,8 @@ class PoseFromFilesStage:
         out = dict(batch)
         out.update(columns, status=status, error=error, pose_flag=flags)
         return out
+
+
+def pose_from_files_batch(batch: dict, folder: str) -> dict:
+    """``--pose-from`` as a plain function, for Ray tasks."""
+    return PoseFromFilesStage(folder)(batch)

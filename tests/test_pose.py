@@ -218,15 +218,15 @@ def test_load_from_folder_and_file(tiny_pose_dir, tiny_net):
 
 
 def test_load_original_key_layout_like_controlnet_aux(tiny_pose_dir, tiny_net, tmp_path, cnaux):
-    """The released checkpoint's keys lack the block name; controlnet_aux's Body reads that
-    layout, our loader reads both, and all three nets hold the same tensors."""
+    """The released checkpoint's keys lack the block name (the fixture saves that layout);
+    controlnet_aux's Body reads it, our loader reads it and the full layout, all the same tensors."""
     _, body, _ = cnaux
-    full = torch.load(tiny_pose_dir / "body_pose_model.pth", weights_only=True)
-    path = tmp_path / "body_pose_model.pth"
-    torch.save({k.split(".", 1)[1]: v for k, v in full.items()}, path)
-    del full
+    released = str(tiny_pose_dir / "body_pose_model.pth")
+    full = tmp_path / "body_pose_model.pth"
+    torch.save(tiny_net.state_dict(), full)
     reference = tiny_net.state_dict()
-    for other in (load_body_net(str(path)).state_dict(), body.Body(str(path)).model.state_dict()):
+    for other in (load_body_net(released).state_dict(), load_body_net(str(full)).state_dict(),
+                  body.Body(released).model.state_dict()):
         assert other.keys() == reference.keys()
         assert all(torch.equal(other[k], reference[k]) for k in reference)
 
@@ -296,7 +296,8 @@ def test_stage_imports_neither_ray_nor_controlnet_aux_package():
 # --------------------------------------------------------------------------------------------
 
 def test_pose_stage_on_a_batch(monkeypatch):
-    from pipeline.pose import MAX_PEOPLE, PoseStage
+    from pipeline.batching import AdaptiveBatches
+    from pipeline.pose import MAX_PEOPLE, PoseStage, _concat_pose_batches
     from pipeline.sources import ERROR, PENDING, SKIPPED
 
     h, w = 384, 288
@@ -306,6 +307,7 @@ def test_pose_stage_on_a_batch(monkeypatch):
     net = StubNet(np.stack([m[0] for m in maps]), np.stack([m[1] for m in maps]))
     stage = PoseStage.__new__(PoseStage)
     stage.estimator, stage.max_people = PoseEstimator(net), MAX_PEOPLE
+    stage.run = AdaptiveBatches(stage.estimator.estimate, 16, _concat_pose_batches, name="pose")
     batch = {"id": np.array(["a", "b", "c", "d"], dtype=object),
              "status": np.array([PENDING, ERROR, SKIPPED, PENDING], dtype=object),
              "error": np.array([None, "cannot decode", None, None], dtype=object),
@@ -317,17 +319,33 @@ def test_pose_stage_on_a_batch(monkeypatch):
     assert (out["ms_pose"][[0, 3]] > 0).all() and (out["ms_pose"][[1, 2]] == 0).all()
     assert list(out["status"]) == [PENDING, ERROR, SKIPPED, PENDING]
 
-    # A model failure on the batch is retried per image; an image that still fails is its row's error.
+    # Out of memory on the batch: halves, and the actor keeps the lower size; no row lost.
     calls = []
 
-    def flaky(images):
+    def short_of_memory(images):
         calls.append(len(images))
-        if len(images) > 1 or len(calls) == 2:
+        if len(images) > 1:
             raise RuntimeError("CUDA out of memory")
         return PoseEstimator.estimate(stage.estimator, images)
 
-    monkeypatch.setattr(stage.estimator, "estimate", flaky)
+    stage.run.fn = short_of_memory
     out = stage(batch)
-    assert calls == [2, 1, 1]
-    assert out["status"][0] == ERROR and "out of memory" in out["error"][0]
+    assert calls == [2, 1, 1] and stage.run.batch_size == 1
+    assert list(out["status"]) == [PENDING, ERROR, SKIPPED, PENDING]
+
+    # Another failure is isolated per image; an image that still fails is its row's error.
+    stage.run = AdaptiveBatches(lambda images: (_ for _ in ()).throw(ValueError("bad batch")), 16,
+                                _concat_pose_batches)
+    seen = []
+
+    def per_image(images):
+        seen.append(len(images))
+        if len(seen) == 1:
+            raise ValueError("this image breaks the model")
+        return PoseEstimator.estimate(stage.estimator, images)
+
+    monkeypatch.setattr(stage.estimator, "estimate", per_image)
+    out = stage(batch)
+    assert seen == [1, 1]
+    assert out["status"][0] == ERROR and "breaks the model" in out["error"][0]
     assert out["status"][3] == PENDING and out["persons"][3] == 2    # stub: first image's maps
