@@ -24,8 +24,9 @@ class ModelLoadError(RuntimeError):
 
 
 def _load_error(kind: str, source: str, error: Exception, option: str) -> ModelLoadError:
+    reason = (str(error).splitlines() or [""])[0].rstrip(". ")
     return ModelLoadError(
-        f"cannot load the {kind} {source!r}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}. "
+        f"cannot load the {kind} {source!r}: {type(error).__name__}: {reason}. "
         f"Without network access, download it elsewhere and pass its local folder with {option} /path/to/folder "
         f"(or set HF_HOME to a cache that holds it and HF_HUB_OFFLINE=1).")
 

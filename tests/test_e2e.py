@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = 20
 
 
-def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, RAY_DATA_DISABLE_PROGRESS_BARS="1", PYTHONPATH=str(ROOT))
+def run_cli(*args: str, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, RAY_DATA_DISABLE_PROGRESS_BARS="1", PYTHONPATH=str(ROOT), **(env or {}))
     return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
@@ -112,6 +112,15 @@ def test_a_missing_model_stops_the_run_at_start(photo_folder, tmp_path):
                      "--parser", str(tmp_path / "no-such-model"), "--pose", "none")
     assert result.returncode == 1
     assert "no-such-model" in result.stderr and "--parser" in result.stderr
+    assert not (tmp_path / "out" / "manifest").exists()
+
+
+def test_an_unreachable_hub_id_stops_the_run_at_start(photo_folder, tmp_path):
+    result = run_cli("run", str(photo_folder), "--output", str(tmp_path / "out"), "--pose", "none",
+                     env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
+    assert result.returncode == 1
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "matei-dorian/segformer-b5-finetuned-human-parsing" in line and "--parser /path/to/folder" in line
     assert not (tmp_path / "out" / "manifest").exists()
 
 
