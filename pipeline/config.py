@@ -42,6 +42,7 @@ class RunConfig:
     address: str | None = None
     progress: str = "auto"
     max_error_rate: float = 0.5
+    rows_per_part: int = 64
     error_rate_window: int = 200
 
     @property
@@ -127,5 +128,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop when more than this share of the first --error-rate-window rows fail "
                              "(default 0.5): a broken model or config should not make a million error rows")
     parser.add_argument("--error-rate-window", type=_positive_int, default=200, help="(default 200)")
+    parser.add_argument("--rows-per-part", type=_positive_int, default=64,
+                        help="rows per manifest part file: smaller parts lose less work to a kill, "
+                             "larger ones make resume and readers faster (default 64)")
     parser.add_argument("--progress", default="auto", choices=("auto", "bars", "lines"),
                         help="progress display: bars in a terminal, plain log lines otherwise")

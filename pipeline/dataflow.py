@@ -25,7 +25,6 @@ ROWS_PER_BLOCK = 16  # small blocks: work spreads over every CPU even for small 
 DECODE_BATCH = 8
 MASK_BATCH = 4
 CPU_BATCH = 4
-WRITE_BATCH = 16  # one manifest part per write batch
 LOG_EVERY_S = 10.0
 
 
@@ -93,7 +92,7 @@ def build_dataset(rows: pa.Table, config: RunConfig, run_info: dict, plan: Stage
     dataset = dataset.map_batches(mask_batch, batch_size=MASK_BATCH, batch_format="numpy",
                                   fn_kwargs=dict(style=config.style, fill=config.fill,
                                                  ootd_variant=config.ootd_variant))
-    return dataset.map_batches(write_batch, batch_size=WRITE_BATCH, batch_format="numpy",
+    return dataset.map_batches(write_batch, batch_size=config.rows_per_part, batch_format="numpy",
                                fn_kwargs=dict(out=config.output, run_info=run_info), num_cpus=0.25)
 
 
