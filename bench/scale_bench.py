@@ -1,0 +1,104 @@
+"""Driver memory at scale: peak RSS of the driver process for runs of growing size.
+
+    python bench/scale_bench.py --rows 1000 10000
+
+Generates small synthetic photos (a few distinct figures, copied), runs the real CLI with a
+local Ray on them (tiny parser, --pose none), samples the driver's VmRSS/VmHWM from /proc while
+it runs, then reruns on the finished OUT to time a resume that has nothing left to do.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def make_photos(folder: Path, rows: int, width: int, height: int, distinct: int = 50) -> None:
+    from PIL import Image
+
+    from pipeline.synthetic import make_person
+
+    folder.mkdir(parents=True, exist_ok=True)
+    originals = []
+    for index in range(min(distinct, rows)):
+        path = folder / f"{index // 1000:03d}" / f"p{index:06d}.jpg"
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(make_person(index, width, height).image).save(path, quality=85)
+        originals.append(path.read_bytes())
+    for index in range(len(originals), rows):
+        path = folder / f"{index // 1000:03d}" / f"p{index:06d}.jpg"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(originals[index % len(originals)])
+
+
+def _status_kib(pid: int, field: str) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def run_measured(args: list[str]) -> tuple[float, int, str]:
+    """(seconds, driver peak RSS in KiB, stderr tail) of one CLI run."""
+    env = dict(os.environ, RAY_DATA_DISABLE_PROGRESS_BARS="1", PYTHONPATH=str(ROOT))
+    started = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, _status_kib(process.pid, "VmHWM") or 0)
+        time.sleep(0.25)
+    _, stderr = process.communicate()
+    if process.returncode != 0:
+        raise SystemExit(f"run failed ({process.returncode}): {stderr[-2000:]}")
+    return time.monotonic() - started, peak, stderr
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--height", type=int, default=96)
+    parser.add_argument("--num-cpus", type=int, default=2)
+    parser.add_argument("--keep", action="store_true", help="keep the generated photos and outputs")
+    options = parser.parse_args()
+
+    from conftest import CACHE, build_tiny_parser
+
+    tiny_parser = build_tiny_parser(CACHE / "tiny-segformer-atr18")
+    work = Path(tempfile.mkdtemp(prefix="scale-bench-"))
+    print(f"{'rows':>7} {'seconds':>8} {'images/s':>9} {'driver peak RSS':>16} {'resume (nothing to do)':>23}")
+    try:
+        for rows in options.rows:
+            photos, out = work / f"photos-{rows}", work / f"out-{rows}"
+            make_photos(photos, rows, options.width, options.height)
+            args = ["run", str(photos), "--output", str(out), "--parser", str(tiny_parser), "--pose", "none",
+                    "--num-cpus", str(options.num_cpus), "--width", str(options.width),
+                    "--height", str(options.height)]
+            seconds, peak, _ = run_measured(args)
+            resume_seconds, _, _ = run_measured(args)
+            print(f"{rows:>7} {seconds:>8.1f} {rows / seconds:>9.1f} {peak / 1024:>13.0f} MiB "
+                  f"{resume_seconds:>21.1f} s", flush=True)
+            if not options.keep:
+                shutil.rmtree(photos)
+                shutil.rmtree(out)
+    finally:
+        if not options.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
