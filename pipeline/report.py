@@ -17,7 +17,6 @@ import math
 import os
 import posixpath
 import sys
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
@@ -25,10 +24,12 @@ from urllib.parse import quote
 import numpy as np
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from pipeline import storage
 from pipeline.labels import PALETTE
+from pipeline.sinks import MANIFEST_DIR
+from pipeline.storage import OutputFolder
 
 THUMB_HEIGHT = 160
 THUMB_MAX_WIDTH = 320
@@ -52,74 +53,36 @@ FLAGGED_COLOUR = (230, 150, 20)
 THUMB_KINDS = ("photo", "overlay", "parse", "pose")
 
 
-class Store:
-    """Every read and write of the report goes through here (local paths or pyarrow URIs)."""
-
-    def __init__(self, out: str | Path):
-        text = str(out)
-        if "://" in text and not text.startswith("file://"):
-            self.fs, self.root = pafs.FileSystem.from_uri(text)
-        else:
-            self.fs = pafs.LocalFileSystem()
-            self.root = Path(text.removeprefix("file://")).resolve().as_posix()
-        self.root = self.root.rstrip("/")
-
-    def path(self, relative: str) -> str:
-        return f"{self.root}/{relative}"
+class Store(OutputFolder):
+    """OUT as the report reads it: missing files are None, not errors."""
 
     def read(self, relative: str) -> bytes | None:
-        return self._read(self.fs, self.path(relative))
+        try:
+            return self.read_bytes(relative)
+        except (OSError, ValueError):
+            return None
 
     def read_source(self, source: str) -> bytes | None:
         """The original photo where the manifest says it is (a URI, or a local path)."""
-        if "://" in source and not source.startswith("file://"):
-            try:
-                fs, path = pafs.FileSystem.from_uri(source)
-            except Exception:  # noqa: BLE001 - an unknown scheme is just a missing photo
-                return None
-            return self._read(fs, path)
-        local = Path(source.removeprefix("file://"))
-        if not local.is_absolute() and not local.exists():
-            local = Path(self.root) / local
-        return self._read(pafs.LocalFileSystem(), local.as_posix())
-
-    @staticmethod
-    def _read(fs, path: str) -> bytes | None:
         try:
-            with fs.open_input_stream(path) as stream:
-                return stream.read()
+            return storage.read_bytes(source)
         except (OSError, ValueError):
             return None
 
     def write(self, relative: str, data: bytes) -> None:
-        """A temporary name then a rename (one PUT on an object store)."""
-        path = self.path(relative)
-        self.fs.create_dir(posixpath.dirname(path), recursive=True)
-        if not isinstance(self.fs, pafs.LocalFileSystem):
-            with self.fs.open_output_stream(path) as stream:
-                stream.write(data)
-            return
-        tmp = f"{posixpath.dirname(path)}/.tmp-{uuid.uuid4().hex}"
-        with self.fs.open_output_stream(tmp) as stream:
-            stream.write(data)
-        self.fs.move(tmp, path)
+        self.write_bytes(relative, data)
 
     def prune(self, relative: str, keep: set[str]) -> None:
         """Delete the files in a folder of the report that this build did not write."""
-        selector = pafs.FileSelector(self.path(relative), allow_not_found=True)
-        for info in self.fs.get_file_info(selector):
-            if info.type == pafs.FileType.File and posixpath.basename(info.path) not in keep:
-                self.fs.delete_file(info.path)
+        for path in self.list_files(relative):
+            if posixpath.basename(path) not in keep:
+                self.delete(path)
 
     def manifest(self):
-        """The manifest as a pyarrow dataset (manifest/**/*.parquet, temporary files left out)."""
-        selector = pafs.FileSelector(self.path("manifest"), recursive=True, allow_not_found=True)
-        files = sorted(
-            info.path for info in self.fs.get_file_info(selector)
-            if info.type == pafs.FileType.File and info.path.endswith(".parquet")
-            and not posixpath.basename(info.path).startswith((".", "_")))
+        """The manifest as a pyarrow dataset (manifest/*.parquet)."""
+        files = [self.path(p) for p in self.list_files(MANIFEST_DIR) if p.endswith(".parquet")]
         if not files:
-            raise FileNotFoundError(f"no manifest in {self.path('manifest')}/*.parquet: run the pipeline first")
+            raise FileNotFoundError(f"no manifest in {self.uri(MANIFEST_DIR)}/*.parquet: run the pipeline first")
         return ds.dataset(files, format="parquet", filesystem=self.fs)
 
 
@@ -554,7 +517,7 @@ def build_report(out: str | Path, sample: int = 500, seed: int = 0, problem_limi
     tiles = [t.get("tile") for t in thumbs[:CONTACT_LIMIT]]
     store.write("report/contact_sheet.png", contact_sheet(rows[:CONTACT_LIMIT], tiles))
     index = store.path("report/index.html")
-    return Path(index) if isinstance(store.fs, pafs.LocalFileSystem) else index
+    return Path(index) if store.local else store.uri("report/index.html")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

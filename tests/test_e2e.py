@@ -147,3 +147,12 @@ def test_masked_image_writes_its_file(photo_folder, tiny_parser_dir, tmp_path):
         masked_image("shoes", photo_folder / "person 04.jpg")
     with pytest.raises(FileNotFoundError):
         masked_image("upper_body", tmp_path / "absent.jpg")
+
+
+def test_report_of_a_real_run(finished_run):
+    out, _ = finished_run
+    result = run_cli("report", str(out), "--sample", "5")
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = (out / "report" / "index.html").read_text()
+    assert "truncated" in page  # the error row is shown, with its message
+    assert Image.open(out / "report" / "contact_sheet.png").size[0] > 0
