@@ -112,7 +112,9 @@ def decode_batch(batch: dict, width: int, height: int, max_pixels: int = MAX_PIX
     """Adds `data`, `image` (N, height, width, 3) uint8, `width`/`height` (photo), `ms_decode`."""
     count = len(batch["id"])
     status = np.array(batch["status"], dtype=object)
-    error = np.array(batch["error"], dtype=object)
+    # Text everywhere ("" = no error): Ray turns each batch into Arrow on its own, and a column of
+    # only nulls in one batch would not merge with a string column from another.
+    error = np.array([e if isinstance(e, str) else "" for e in batch["error"]], dtype=object)
     images = np.zeros((count, height, width, 3), dtype=np.uint8)
     photo_width = np.zeros(count, dtype=np.int32)
     photo_height = np.zeros(count, dtype=np.int32)

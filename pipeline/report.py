@@ -213,8 +213,10 @@ def make_thumbs(store: Store, row: dict, keep_overlay: bool = False) -> dict:
         bbox = row.get("mask_bbox")
         if bbox and len(bbox) == 4 and width and height and None not in bbox:
             sx, sy = size[0] / width, size[1] / height
-            ImageDraw.Draw(base).rectangle(
-                [bbox[0] * sx, bbox[1] * sy, bbox[2] * sx - 1, bbox[3] * sy - 1], outline=(255, 230, 0))
+            x0, y0 = bbox[0] * sx, bbox[1] * sy
+            # A box narrower than a thumbnail pixel still gets drawn, as a line.
+            x1, y1 = max(x0, bbox[2] * sx - 1), max(y0, bbox[3] * sy - 1)
+            ImageDraw.Draw(base).rectangle([x0, y0, x1, y1], outline=(255, 230, 0))
         images["overlay"] = base
     else:
         images["overlay"] = None
