@@ -35,7 +35,7 @@ class SegformerParser:
     """Loads a SegFormer checkpoint (hub id or local folder) once; `parse` runs a batch."""
 
     def __init__(self, source: str = DEFAULT_PARSER, labels: str = "auto", device: str = "cpu",
-                 precision: str = "fp32"):
+                 precision: str = "fp32", compile: bool = False):
         import torch
         from transformers import SegformerForSemanticSegmentation, SegformerImageProcessor
 
@@ -52,6 +52,10 @@ class SegformerParser:
             processor = SegformerImageProcessor()  # a checkpoint without preprocessor_config.json
         self.mapping: LabelMapping = mapping_for(self.model.config.id2label, labels)
         self.model.to(self.device).eval()
+        # Opt-in torch.compile of the network (--compile): the first batches of each new shape are
+        # slow while it compiles; whether it pays off is measured (bench/gpu_check.py), not assumed.
+        self.compiled = bool(compile)
+        self._network = torch.compile(self.model) if self.compiled else self.model
         size = processor.size
         self.input_size = (int(size["height"]), int(size["width"])) if processor.do_resize else None
         scale = float(processor.rescale_factor) if processor.do_rescale else 1.0
@@ -82,7 +86,7 @@ class SegformerParser:
 
     def _forward(self, pixel_values):
         with self._autocast():
-            return self.model(pixel_values=pixel_values).logits
+            return self._network(pixel_values=pixel_values).logits
 
     def postprocess(self, logits, size: tuple[int, int]) -> np.ndarray:
         import torch
@@ -112,7 +116,8 @@ class ParseStage:
 
     def __init__(self, source: str, labels: str = "auto", device: str = "cpu", precision: str = "fp32",
                  torch_threads: int | None = None, batch_size: int | None = None, max_batch_size: int = 64,
-                 gpu_share: float = 0.5, probe: bool = True, width: int = 576, height: int = 768):
+                 gpu_share: float = 0.5, probe: bool = True, width: int = 576, height: int = 768,
+                 compile: bool = False):
         from transformers.utils import logging as transformers_logging
 
         from .batching import AdaptiveBatches, choose_batch_size
@@ -122,7 +127,7 @@ class ParseStage:
             import torch
 
             torch.set_num_threads(torch_threads)
-        self.parser = SegformerParser(source, labels=labels, device=device, precision=precision)
+        self.parser = SegformerParser(source, labels=labels, device=device, precision=precision, compile=compile)
         size, self.memory_model = choose_batch_size(
             stage="parse", device=device, requested=batch_size, max_batch=max_batch_size, share=gpu_share,
             use_probe=probe, run_probe=lambda n: self.parser.parse(np.zeros((n, height, width, 3), np.uint8)))
