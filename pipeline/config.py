@@ -34,6 +34,7 @@ class RunConfig:
     batch_size: int | None = None
     max_batch_size: int = 64
     probe: bool = True
+    compile: bool = False
     device: str = "auto"
     precision: str = "auto"
     limit: int | None = None
@@ -114,6 +115,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cap on the batch size derived from GPU memory, and Ray's batch for model stages")
     parser.add_argument("--no-probe", dest="probe", action="store_false",
                         help="size GPU batches from the original tool's memory table instead of a probe")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the parser network (opt-in: each actor's first batches are slow "
+                             "while it compiles; see bench/RESULTS.md for what it gains)")
     parser.add_argument("--device", default="auto", choices=DEVICES, help="where the models run")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="auto: bf16 (fp16 where unsupported) on GPU, fp32 on CPU")

@@ -77,7 +77,8 @@ def build_dataset(rows: pa.Table, config: RunConfig, run_info: dict, plan: Stage
                       batch_size=config.batch_size, max_batch_size=config.max_batch_size,
                       gpu_share=plan.num_gpus or 1.0, probe=config.probe)
     dataset = dataset.map_batches(ParseStage, fn_constructor_kwargs=dict(
-        source=config.parser, labels=config.labels, width=config.width, height=config.height, **stage_args),
+        source=config.parser, labels=config.labels, width=config.width, height=config.height,
+        compile=config.compile, **stage_args),
         **model_args)
     if config.pose_from is not None:
         from .pose import pose_from_files_batch
