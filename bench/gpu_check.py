@@ -15,7 +15,9 @@ parse      SegFormer-B5 with random weights from the B5 config (nvidia/mit-b5 sh
            memory model (pipeline.batching.probe at batches 1 and 4 on zeros, as the stage
            runs it) against the measured peak at every batch.
 pose       PoseEstimator (random OpenPose body weights, saved in the released key layout) at the
-           working size: the same sweep and memory comparison.
+           working size: the same sweep and memory comparison; then the post-processing alone on
+           maps synthesized from 1-3 known skeletons per image (random weights find nobody), wall
+           and CPU ms per image: the part association runs on the CPU, one image after another.
 chain      decode -> ParseStage (B5 at the first --parse-sizes, 512x512) -> PoseStage -> MaskStage -> WriteStage on
            generated 768x1024 JPEG photos, one stage after another per batch, with the batch
            sizes the stages derive from the GPU's memory: images/s of the GPU part
@@ -390,7 +392,37 @@ def section_pose(args, device, precisions, pose_dir) -> dict:
             models.append(info)
         estimator = None
         release(device)
-    return {"rows": rows, "memory_models": models}
+    return {"rows": rows, "memory_models": models, "post_with_people": pose_post_with_people(args, device)}
+
+
+def pose_post_with_people(args, device, images: int = 32) -> dict:
+    """Pose post-processing on network outputs synthesized from known skeletons (1-3 people per
+    image): random weights find nobody, so this is the part the sweep above under-states."""
+    import torch
+
+    from pipeline import pose_post as pp
+
+    width, height = args.work_size
+    images = images if not args.quick else 2
+    rng = np.random.default_rng(1)
+    maps = [pp.synthesize_maps(pp.synthetic_scene(1 + i % 3, height, width, rng), height, width)
+            for i in range(images)]
+    pafs = torch.from_numpy(np.stack([m[0] for m in maps])).to(device)
+    heat = torch.from_numpy(np.stack([m[1] for m in maps])).to(device)
+    device_maps = pp.DeviceMaps()
+    with torch.inference_mode():
+        pp.postprocess(pafs[:1], heat[:1], height, width, device_maps)  # warm-up
+        sync(device)
+        w0, c0 = time.perf_counter(), time.process_time()
+        people = pp.postprocess(pafs, heat, height, width, device_maps)
+        sync(device)
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    result = {"images": images, "persons": int(sum(len(p) for p in people)),
+              "wall_ms_per_image": 1e3 * wall / images, "cpu_ms_per_image": 1e3 * cpu / images}
+    print(f"  post-processing with people (synthesized maps, {result['persons']} persons in {images} images): "
+          f"{result['wall_ms_per_image']:.2f} ms/image wall, {result['cpu_ms_per_image']:.2f} ms/image CPU; "
+          f"this caps one pose actor at {1e3 / result['wall_ms_per_image']:.0f} img/s", flush=True)
+    return result
 
 
 def section_chain(args, device, precision, parser_dir, pose_dir, work: Path) -> dict:
