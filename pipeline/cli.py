@@ -18,6 +18,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="process a dataset")
     add_run_arguments(run)
     add_resume_arguments(run)
+    from . import models
+
+    fetch = commands.add_parser("fetch-models", help="download the models once into the Hugging Face cache "
+                                "(HF_HOME), so cluster actors load them offline")
+    models.add_arguments(fetch)
+    fetch.set_defaults(handler=models.run_from_args)
     try:
         from . import report
     except ImportError:  # the report module is optional for a run
