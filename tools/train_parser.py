@@ -13,6 +13,9 @@ CI never trains; this script made the committed checkpoint and documents how. It
 2. Trains SegformerForSemanticSegmentation from a small config with AdamW, a warm-up and a
    one-cycle (cosine) learning rate driven by the wall-clock budget, and class weights for the
    small labels; augments with mirroring (left/right labels swapped) and, rarely, grayscale.
+   With --init FOLDER it warm-starts from a saved checkpoint (same config and processor) instead:
+   e.g. --init pipeline/assets/parser --lr 1e-3 --warmup 0.02 --floor 0 continues training with a
+   short warm-up and a cosine to zero over the new budget.
 3. Saves config.json (ATR-18 names as published checkpoints spell them), model.safetensors and
    preprocessor_config.json (the processor size trained at) with save_pretrained, so
    from_pretrained(folder) loads it.
@@ -191,6 +194,10 @@ def main(argv=None):
     parser.add_argument("--minutes", type=float, default=55.0, help="wall-clock training budget")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--warmup", type=float, default=0.06, help="warm-up fraction of the budget")
+    parser.add_argument("--floor", type=float, default=0.02, help="final lr as a fraction of the peak")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="warm start: load the weights (and config) of this checkpoint folder")
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--snapshots", type=Path, default=Path("/tmp/parser-snapshots"))
@@ -212,7 +219,15 @@ def main(argv=None):
     weights = class_weights(labels)
     print("class weights:", {n: round(float(w), 2) for n, w in zip(CANONICAL, weights)}, flush=True)
     torch.manual_seed(args.seed)
-    model = SegformerForSemanticSegmentation(model_config())
+    if args.init is not None:
+        model = SegformerForSemanticSegmentation.from_pretrained(args.init)
+        ours, theirs = model_config().to_diff_dict(), model.config.to_diff_dict()
+        if any(theirs.get(k) != v for k, v in ours.items()):
+            print("warning: --init config differs from model_config()", flush=True)
+        print(f"warm start from {args.init}", flush=True)
+    else:
+        model = SegformerForSemanticSegmentation(model_config())
+    model.train()
     print(f"parameters: {sum(p.numel() for p in model.parameters()):,}", flush=True)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
@@ -231,7 +246,7 @@ def main(argv=None):
         elapsed = time.time() - started
         if elapsed >= budget:
             break
-        lr = lr_at(elapsed / budget, args.lr)
+        lr = lr_at(elapsed / budget, args.lr, args.warmup, args.floor)
         for group in optimizer.param_groups:
             group["lr"] = lr
         if position + args.batch > len(order):
