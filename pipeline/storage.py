@@ -26,6 +26,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 TEMP_DIR = ".tmp"
+# Object stores whose URIs are scheme://bucket/key, the key taken as it is.
+BUCKET_SCHEMES = ("s3", "gs", "gcs")
 # The AWS SDKs' names for an S3-compatible endpoint, most specific first.
 S3_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 
@@ -72,6 +74,16 @@ def _bucket_filesystem(scheme: str, netloc: str, environment: tuple) -> tuple[pa
     return pafs.FileSystem.from_uri(f"{scheme}://{netloc}")
 
 
+def _pyarrow_knows(scheme: str) -> bool:
+    try:
+        pafs.FileSystem.from_uri(f"{scheme}://bucket")
+    except pa.ArrowInvalid as error:
+        return "Unrecognized filesystem type" not in str(error)
+    except Exception:  # known, but it could not connect
+        return True
+    return True
+
+
 def _through_fsspec(uri: str, error: Exception) -> tuple[pafs.FileSystem, str]:
     scheme = uri.split("://", 1)[0]
     try:
@@ -87,21 +99,23 @@ def _through_fsspec(uri: str, error: Exception) -> tuple[pafs.FileSystem, str]:
 def filesystem_for(path: str) -> tuple[pafs.FileSystem, str]:
     """The filesystem and the filesystem-local path for a local path or a URI.
 
-    Only `scheme://bucket` is parsed as a URI; the key is used as it is, so object names with
-    spaces, `%`, `#` or non-ASCII letters (common in photo datasets) stay intact.
+    For s3:// and gs:// only `scheme://bucket` is parsed as a URI; the key is used as it is, so
+    object names with spaces, `%`, `#` or non-ASCII letters (common in photo datasets) stay intact.
     """
     path = str(path)
     if is_uri(path):
         scheme, rest = path.split("://", 1)
-        netloc, _, key = rest.partition("/")
-        try:
+        if scheme.lower() in BUCKET_SCHEMES:
+            netloc, _, key = rest.partition("/")
             fs, root = _bucket_filesystem(scheme.lower(), netloc, tuple(os.environ.get(n) for n in _ENVIRONMENT))
+            key = key.rstrip("/")
+            return fs, (posixpath.join(root, key) if key else root)
+        try:
+            return pafs.FileSystem.from_uri(path)
         except pa.ArrowInvalid as error:
-            if "Unrecognized filesystem type" not in str(error):
-                raise
-            return _through_fsspec(path, error)
-        key = key.rstrip("/")
-        return fs, (posixpath.join(root, key) if key else root)
+            if "Unrecognized filesystem type" in str(error) or not _pyarrow_knows(scheme):
+                return _through_fsspec(path, error)  # fsspec takes paths as they are (spaces included)
+            raise
     if path.startswith("file://"):
         path = path[len("file://"):]
     return pafs.LocalFileSystem(), os.path.abspath(path)
