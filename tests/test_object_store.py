@@ -114,9 +114,11 @@ def test_a_folder_prefix_on_s3_lists_images_only_sorted_with_ids(bucket):
 
 
 def test_unknown_schemes_go_through_fsspec():
-    out = OutputFolder(f"memory://vton-{uuid.uuid4().hex[:8]}/out")
+    out = OutputFolder(f"memory://vton-{uuid.uuid4().hex[:8]}/out put")
     out.write_bytes("manifest/part-1.parquet", b"x")
+    out.write_bytes("masks/a é.png", b"y")
     assert out.list_files("manifest") == ["manifest/part-1.parquet"]
+    assert out.read_bytes("masks/a é.png") == b"y"
     assert storage.read_bytes(out.uri("manifest/part-1.parquet")) == b"x"
     with pytest.raises(ValueError, match="fsspec"):
         storage.filesystem_for("no-such-scheme://bucket/key")
