@@ -21,11 +21,12 @@ from .storage import OutputFolder
 
 log = logging.getLogger("pipeline")
 
-ROWS_PER_BLOCK = 16  # small blocks: work spreads over every CPU even for small datasets
+MIN_ROWS_PER_BLOCK, MAX_ROWS_PER_BLOCK = 16, 256
 DECODE_BATCH = 8
 MASK_BATCH = 4
 CPU_BATCH = 4
 LOG_EVERY_S = 10.0
+FORWARDED_ENV = ("HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE")  # no secrets here
 
 
 class RunError(RuntimeError):
@@ -39,7 +40,10 @@ def init_ray(config: RunConfig) -> None:
         return
     address = config.address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, logging_level=logging.WARNING)
+        # Actors on other nodes load models where the driver was told to (a shared cache, offline).
+        forwarded = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
+        ray.init(address=address, logging_level=logging.WARNING,
+                 runtime_env={"env_vars": forwarded} if forwarded else None)
     else:
         ray.init(num_cpus=config.num_cpus or os.cpu_count(), include_dashboard=False,
                  logging_level=logging.WARNING)
@@ -63,7 +67,10 @@ def build_dataset(rows: pa.Table, config: RunConfig, run_info: dict, plan: Stage
     from .parser import ParseStage
     from .sinks import write_batch
 
-    blocks = [rows.slice(start, ROWS_PER_BLOCK) for start in range(0, rows.num_rows, ROWS_PER_BLOCK)]
+    # Small blocks spread a small dataset over every CPU; a big one gets fewer, larger blocks, since
+    # the driver holds metadata per block for the whole run.
+    per_block = int(min(MAX_ROWS_PER_BLOCK, max(MIN_ROWS_PER_BLOCK, rows.num_rows // 200)))
+    blocks = [rows.slice(start, per_block) for start in range(0, rows.num_rows, per_block)]
     dataset = ray.data.from_arrow(blocks)
     dataset = dataset.map_batches(decode_batch, batch_size=DECODE_BATCH, batch_format="numpy",
                                   fn_kwargs={"width": config.width, "height": config.height})
