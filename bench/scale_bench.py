@@ -67,6 +67,32 @@ def run_measured(args: list[str]) -> tuple[float, int, str]:
     return time.monotonic() - started, peak, stderr
 
 
+def time_manifest_read(rows: int, per_part: int = 64) -> None:
+    """Resume's start-up cost alone: read the ids of a manifest of `rows` rows in parts of `per_part`."""
+    import resource
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.sinks import read_manifest
+
+    out = Path(tempfile.mkdtemp(prefix="manifest-bench-"))
+    try:
+        (out / "manifest").mkdir()
+        for part in range(0, rows, per_part):
+            ids = [f"folder{part // 10000:05d}/photo_{row:08d}" for row in range(part, min(rows, part + per_part))]
+            pq.write_table(pa.table({"id": ids, "status": ["ok"] * len(ids)}), out / "manifest" / f"part-{part:09d}.parquet")
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        started = time.monotonic()
+        ids = read_manifest(str(out), columns=["id"]).column("id").combine_chunks()
+        seconds = time.monotonic() - started
+        grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+        print(f"manifest of {len(ids)} rows in {-(-rows // per_part)} parts: ids read in {seconds:.1f} s, "
+              f"peak RSS +{grown:.0f} MiB")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[1000, 10000])
@@ -74,7 +100,12 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=96)
     parser.add_argument("--num-cpus", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the generated photos and outputs")
+    parser.add_argument("--manifest-rows", type=int, default=None,
+                        help="only time reading the ids of a synthetic manifest of this many rows")
     options = parser.parse_args()
+    if options.manifest_rows:
+        time_manifest_read(options.manifest_rows)
+        return
 
     from conftest import CACHE, build_tiny_parser
 
