@@ -12,8 +12,9 @@ Three measurements, one after another (the load average before each is recorded)
 2. the pipeline: a child process runs `pipeline.dataflow.run` (what `python -m pipeline run`
    calls) on the photo folder with --num-cpus, style rect, the same models. Wall time of the
    child (interpreter start, imports, Ray startup, actors, model loading, the run, Ray
-   shutdown), Ray's startup alone, and the steady rate between the first and the last finished
-   batch.
+   shutdown), Ray's startup alone, the time to the first finished manifest part (actors start,
+   models load, the stages fill), and the steady rate from there to the last part before the
+   end-of-run flush.
 3. the seed tool's way: a child process, one photo after another: read and decode (EXIF,
    RGB, stretch to the working size), transformers' SegformerImageProcessor + the model at batch
    1, logits upsampled and argmax, controlnet_aux's OpenposeDetector.detect_poses on the working
@@ -198,6 +199,19 @@ def child_pipeline(args) -> dict:
             "marks": [(t - ray_ready, d) for t, d in marks], "summary": summary}
 
 
+def steady_rate(marks: list, flush_s: float = 1.0) -> float | None:
+    """Rows/s between the first finished write batch and the last one before the end-of-run flush.
+
+    marks: (seconds, rows done) per finished batch. Rows wait in the write stage until a whole
+    manifest part (64 rows) is ready, and the last parts all finish together when the model
+    stages drain, so batches within `flush_s` of the last one are left out.
+    """
+    kept = [m for m in marks if m[0] <= marks[-1][0] - flush_s] if marks else []
+    if len(kept) < 2 or kept[-1][0] <= kept[0][0]:
+        return None
+    return (kept[-1][1] - kept[0][1]) / (kept[-1][0] - kept[0][0])
+
+
 def run_pipeline(args) -> dict:
     result_path = Path(args.work) / "pipeline-result.json"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
@@ -214,9 +228,7 @@ def run_pipeline(args) -> dict:
     result = json.loads(result_path.read_text())
     n = result["summary"]["this_run"]["rows"]
     marks = result.pop("marks")
-    steady = None
-    if len(marks) >= 2 and marks[-1][0] > marks[0][0]:
-        steady = (marks[-1][1] - marks[0][1]) / (marks[-1][0] - marks[0][0])
+    steady = steady_rate(marks)
     result.update(wall_s=wall, images=n, load_before=before, images_per_s_wall=n / wall,
                   images_per_s_without_ray_startup=n / result["run_s"], images_per_s_steady=steady,
                   first_batch_after_s=marks[0][0] if marks else None)
@@ -337,7 +349,8 @@ def main(argv=None) -> dict:
         p = results["pipeline"] = run_pipeline(args)
         print(f"  {p['images']} photos: wall {p['wall_s']:.1f} s ({p['images_per_s_wall']:.2f} img/s) of which Ray "
               f"startup {p['ray_init_s']:.1f} s, imports {p['import_s']:.1f} s; dataset run {p['run_s']:.1f} s "
-              f"({p['images_per_s_without_ray_startup']:.2f} img/s); steady {p['images_per_s_steady'] or 0:.2f} img/s; "
+              f"({p['images_per_s_without_ray_startup']:.2f} img/s); first part after {p['first_batch_after_s'] or 0:.1f} s, "
+              f"then steady {p['images_per_s_steady'] or 0:.2f} img/s; "
               f"status {p['summary']['status']} (load {p['load_before']})", flush=True)
     if "baseline" not in skip:
         print("3. the seed tool's way (one photo after another) ...", flush=True)
