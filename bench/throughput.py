@@ -39,6 +39,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -60,7 +61,8 @@ def parse_args(argv=None):
     ap.add_argument("--pose", default=None, help="folder with body_pose_model.pth (default: random weights)")
     ap.add_argument("--baseline-images", type=int, default=None, help="photos the seed loop does (default all)")
     ap.add_argument("--skip", default="", help="comma list of stages,pipeline,baseline to leave out")
-    ap.add_argument("--work", default="/tmp/vton-throughput", help="scratch folder (photos are kept and reused)")
+    ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "vton-throughput"),
+                    help="scratch folder (photos are kept and reused; default TMPDIR/vton-throughput)")
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--role", default="main", choices=("main", "pipeline", "baseline"), help=argparse.SUPPRESS)
     ap.add_argument("--result", default=None, help=argparse.SUPPRESS)
