@@ -603,6 +603,8 @@ def targets(results: dict, arch: str) -> list[dict]:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     notes = use_wheels(args.wheels, ("controlnet_aux", "pyarrow", "PIL"))
+    for note in notes:  # before anything imports the package, which needs pyarrow
+        print(f"wheel: {note}", flush=True)
     import torch
 
     from pipeline.resources import resolve_precision
@@ -623,8 +625,6 @@ def main(argv=None) -> dict:
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="gpu-check-"))
     work.mkdir(parents=True, exist_ok=True)
     results = {"args": {k: v for k, v in vars(args).items() if k not in ("json",)}, "wheels": notes}
-    for note in notes:
-        print(f"wheel: {note}")
     try:
         results["env"] = section_env(args, device)
         print("env: " + ", ".join(f"{k} {v}" for k, v in results["env"].items()), flush=True)
