@@ -205,8 +205,9 @@ class PoseEstimator:
             net = source.eval().to(self.device)
         else:
             net = load_body_net(source, self.device)
-        if self.device.type == "cuda":
-            net = net.to(memory_format=torch.channels_last)
+        # Channels-last lets oneDNN (CPU) and cuDNN pick their fast convolution kernels: on the
+        # CPU the body network runs ~15% faster (bench/RESULTS.md, Throughput).
+        net = net.to(memory_format=torch.channels_last)
         self.net = net.to(self.dtype)
         self.batch_size = int(batch_size)
         self.post_chunk = int(post_chunk)
@@ -235,8 +236,7 @@ class PoseEstimator:
         import torch
 
         x = torch.from_numpy(batch).to(self.device, non_blocking=True)
-        if self.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             pafs, heat = self.net(x.to(self.dtype))
         return pafs.float(), heat.float()
