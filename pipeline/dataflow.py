@@ -283,7 +283,8 @@ def execute(rows: pa.Table, config: RunConfig, run_info: dict, progress: Progres
     device = choose_device(config, resources.get("GPU", 0))
     precision = resolve_precision(device, config.precision)
     plan = plan_model_stages(resources.get("CPU", 1), resources.get("GPU", 0) if device == "cuda" else 0,
-                             config.gpu_fraction, stages=1 + (config.pose_enabled and config.pose_from is None))
+                             config.gpu_fraction, stages=1 + (config.pose_enabled and config.pose_from is None),
+                             rows=rows.num_rows)
     guard = ErrorRateGuard(config.max_error_rate, config.error_rate_window)
     dataset = build_dataset(rows, config, run_info, plan, device, precision)
     if stop.received:
