@@ -44,9 +44,9 @@ def wait_for_manifest_rows(out: Path, process: subprocess.Popen, at_least: int =
     raise AssertionError("no manifest part appeared in time")
 
 
-def run_args(photos: Path, out: Path, parser: Path, *extra: str) -> list[str]:
+def run_args(photos: Path, out: Path, parser: Path, *extra: str, pose: str = "none") -> list[str]:
     # Small manifest parts, so a stop in the middle leaves some rows done and some not.
-    return ["run", str(photos), "--output", str(out), "--parser", str(parser), "--pose", "none",
+    return ["run", str(photos), "--output", str(out), "--parser", str(parser), "--pose", pose,
             "--num-cpus", "2", "--width", "96", "--height", "128", "--rows-per-part", "8", *extra]
 
 
@@ -58,15 +58,23 @@ def assert_complete(out: Path) -> None:
         Image.open(path).load()  # no partial file under a final name
 
 
-def test_kill_9_then_rerun_completes_every_row_once(photos, tmp_path, tiny_parser_dir):
+def interrupted_run_args(photos: Path, out: Path, parser: Path, pose: Path) -> list[str]:
+    # The full-size pose network (~0.25 s per photo on a CPU core) paces the run: parts land about
+    # a second apart, so a stop right after the first one always finds rows still pending. Without
+    # it the tiny parser finishes every row within a poll interval of the first part.
+    return run_args(photos, out, parser, pose=str(pose))
+
+
+def test_kill_9_then_rerun_completes_every_row_once(photos, tmp_path, tiny_parser_dir, tiny_pose_dir):
     out = tmp_path / "out"
-    process = start_cli(*run_args(photos, out, tiny_parser_dir))
+    args = interrupted_run_args(photos, out, tiny_parser_dir, tiny_pose_dir)
+    process = start_cli(*args)
     wait_for_manifest_rows(out, process)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     before = len(pq.read_table(out / "manifest"))
     assert 0 < before < PHOTOS
-    result = run_cli(*run_args(photos, out, tiny_parser_dir))
+    result = run_cli(*args)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"resuming: {before} rows already in the manifest" in result.stderr
     assert_complete(out)
@@ -74,9 +82,11 @@ def test_kill_9_then_rerun_completes_every_row_once(photos, tmp_path, tiny_parse
     assert summary["rows"] == PHOTOS and summary["this_run"]["rows"] == PHOTOS - before
 
 
-def test_sigterm_stops_with_a_partial_summary_and_a_rerun_finishes(photos, tmp_path, tiny_parser_dir):
+def test_sigterm_stops_with_a_partial_summary_and_a_rerun_finishes(photos, tmp_path, tiny_parser_dir,
+                                                                    tiny_pose_dir):
     out = tmp_path / "out"
-    process = start_cli(*run_args(photos, out, tiny_parser_dir))
+    args = interrupted_run_args(photos, out, tiny_parser_dir, tiny_pose_dir)
+    process = start_cli(*args)
     wait_for_manifest_rows(out, process)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
@@ -85,7 +95,7 @@ def test_sigterm_stops_with_a_partial_summary_and_a_rerun_finishes(photos, tmp_p
     assert summary["stopped_by"] == "SIGTERM" and summary["complete"] is False
     assert summary["rows"] == len(pq.read_table(out / "manifest")) < PHOTOS
     assert not (out / ".lock").exists()
-    result = run_cli(*run_args(photos, out, tiny_parser_dir))
+    result = run_cli(*args)
     assert result.returncode == 0, result.stderr[-3000:]
     assert_complete(out)
     assert json.loads((out / "summary.json").read_text())["complete"] is True
