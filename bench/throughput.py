@@ -8,7 +8,9 @@ Three measurements, one after another (the load average before each is recorded)
 1. stages alone: decode, parse, pose, mask and write, each over all the photos before the next
    starts, in this process, without Ray, with the batch sizes and torch threads the pipeline gives
    them (pipeline.dataflow's batches, pipeline.resources.plan_model_stages' threads). Per stage:
-   images/s, wall and CPU milliseconds per image.
+   images/s, wall and CPU milliseconds per image. Then the two model stages as the pipeline runs
+   them on CPU: their whole pool (plan_model_stages' actors, each a process with its torch
+   threads) over shares of the decoded photos, timed from a common start after model loading.
 2. the pipeline: a child process runs `pipeline.dataflow.run` (what `python -m pipeline run`
    calls) on the photo folder with --num-cpus, style rect, the same models. Wall time of the
    child (interpreter start, imports, Ray startup, actors, model loading, the run, Ray
@@ -24,7 +26,11 @@ Three measurements, one after another (the load average before each is recorded)
 
 Ratios printed: (a) pipeline images/s (wall, Ray startup included) over the seed loop's images/s
 (its loop only, model loading excluded: in its favour); (b) the pipeline's images/s (dataset run,
-Ray startup excluded) over the slowest stage's images/s alone.
+Ray startup excluded) over the slowest stage's images/s alone (a model stage with its whole pool;
+a CPU task stage from one process, a lower bound). Also printed: the pipeline over the CPU-work
+bound, cores / (the stages' CPU seconds per photo): on a CPU-only machine the stages share the same
+cores, so the pipeline cannot beat it, and (b) cannot exceed the slowest stage's share of the CPU
+work.
 
 Models: --parser (default pipeline/assets/parser, the small trained parser) and --pose (default:
 the OpenPose body network with random weights, seed 0, saved in the released key layout in the
@@ -127,7 +133,7 @@ def stages_alone(paths: list[Path], parser: str, pose: str, work_size, num_cpus:
 
     width, height = work_size
     write_batch = RunConfig(input="", output="").rows_per_part  # one manifest part per write batch
-    plan = plan_model_stages(num_cpus, 0, stages=2)
+    plan = plan_model_stages(num_cpus, 0, stages=2, rows=len(paths))
     threads_before = torch.get_num_threads()
     common = dict(device="cpu", precision="fp32", torch_threads=plan.torch_threads, width=width, height=height)
     parse = ParseStage(parser, **common)
@@ -146,7 +152,8 @@ def stages_alone(paths: list[Path], parser: str, pose: str, work_size, num_cpus:
     warm = {k: v[:CPU_BATCH] for k, v in rows.items()}
     for name, stage, _ in stages[:-1]:
         warm = stage(warm)
-    result = {"torch_threads": plan.torch_threads, "batches": {s: b for s, _, b in stages}, "stages": {}}
+    result = {"torch_threads": plan.torch_threads, "actors": plan.actors,
+              "batches": {s: b for s, _, b in stages}, "stages": {}, "pools": {}}
     batches = [{k: v[i:i + DECODE_BATCH] for k, v in rows.items()} for i in range(0, n, DECODE_BATCH)]
     for name, stage, size in stages:
         merged = {k: _concat(k, [b[k] for b in batches]) for k in batches[0]}
@@ -159,12 +166,79 @@ def stages_alone(paths: list[Path], parser: str, pose: str, work_size, num_cpus:
                                   "cpu_ms_per_image": 1e3 * cpu / n, "load_before": before}
         print(f"  {name:<6} alone: {n / wall:7.2f} img/s  {1e3 * wall / n:8.1f} ms/image wall  "
               f"{1e3 * cpu / n:8.1f} ms/image CPU  (load {before})", flush=True)
+        if name == "decode":
+            decoded = {k: _concat(k, [b[k] for b in batches]) for k in ("image", "status")}
+    for name in ("parse", "pose"):
+        pool = result["pools"][name] = pool_alone(name, decoded, parser if name == "parse" else pose,
+                                                   plan.actors, plan.torch_threads, width, height, out.parent)
+        print(f"  {name:<6} pool alone ({plan.actors} actors x {plan.torch_threads} threads, as in the pipeline): "
+              f"{pool['images_per_s']:7.2f} img/s  (load {pool['load_before']})", flush=True)
     statuses = np.concatenate([b["status"] for b in batches])
     result["status"] = {str(s): int((statuses == s).sum()) for s in set(statuses.tolist())}
-    slowest = min(result["stages"], key=lambda s: result["stages"][s]["images_per_s"])
-    result["slowest"] = slowest
+    # The stage alone as the pipeline runs it: model stages with their whole pool; the CPU tasks
+    # from one process (a lower bound: the pipeline spreads them over every core).
+    alone = {s: result["pools"].get(s, v)["images_per_s"] for s, v in result["stages"].items()}
+    result["alone_images_per_s"] = alone
+    result["slowest"] = min(alone, key=alone.get)
     torch.set_num_threads(threads_before)
     return result
+
+
+def pool_alone(name: str, decoded: dict, source: str, actors: int, threads: int, width: int, height: int,
+               work: Path) -> dict:
+    """A model stage alone with the pipeline's pool: `actors` processes of `threads` torch threads,
+    each over its share of the decoded photos, timed from a common start after loading and warm-up.
+    """
+    import multiprocessing
+
+    images_file = work / f"decoded-{width}x{height}.npy"
+    np.save(images_file, decoded["image"])
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Barrier(actors), context.Queue()
+    shares = np.array_split(np.arange(len(decoded["image"])), actors)
+    before = load()
+    workers = [context.Process(target=_pool_worker, args=(name, str(images_file), share[0], share[-1] + 1, source,
+                                                          threads, width, height, start, results))
+               for share in shares if share.size]
+    for worker in workers:
+        worker.start()
+    timings = [results.get(timeout=3600) for _ in workers]
+    for worker in workers:
+        worker.join()
+    images_file.unlink()
+    if any("error" in t for t in timings):
+        raise RuntimeError(f"{name} pool worker failed: {[t['error'] for t in timings if 'error' in t]}")
+    wall = max(t["end"] for t in timings) - min(t["start"] for t in timings)
+    n = sum(t["images"] for t in timings)
+    return {"images_per_s": n / wall, "wall_s": wall, "actors": len(workers), "torch_threads": threads,
+            "cpu_ms_per_image": 1e3 * sum(t["cpu_s"] for t in timings) / n, "load_before": before}
+
+
+def _pool_worker(name, images_file, first, end, source, threads, width, height, start, results):
+    try:
+        sys.path.insert(0, str(REPO))
+        from pipeline.dataflow import CPU_BATCH
+        from pipeline.sources import PENDING
+
+        if name == "parse":
+            from pipeline.parser import ParseStage as Stage
+        else:
+            from pipeline.pose import PoseStage as Stage
+        images = np.load(images_file, mmap_mode="r")[first:end]
+        stage = Stage(source, device="cpu", precision="fp32", torch_threads=threads, width=width, height=height)
+        batches = [{"image": np.ascontiguousarray(images[i:i + CPU_BATCH]),
+                    "status": np.full(len(images[i:i + CPU_BATCH]), PENDING, dtype=object),
+                    "error": np.full(len(images[i:i + CPU_BATCH]), "", dtype=object)}
+                   for i in range(0, len(images), CPU_BATCH)]
+        stage(batches[0])  # warm-up, not counted
+        start.wait()
+        began, cpu = time.time(), time.process_time()
+        for batch in batches:
+            stage(batch)
+        results.put({"start": began, "end": time.time(), "images": len(images), "cpu_s": time.process_time() - cpu})
+    except Exception as error:  # reported to the parent, which raises
+        start.abort()
+        results.put({"error": f"{type(error).__name__}: {error}"})
 
 
 def _concat(name, parts):
@@ -366,13 +440,16 @@ def main(argv=None) -> dict:
         ratios["a_without_ray_startup"] = p["images_per_s_without_ray_startup"] / b["images_per_s"]
     if "pipeline" in results and "stages" in results:
         p, s = results["pipeline"], results["stages"]
-        slowest = s["stages"][s["slowest"]]["images_per_s"]
+        slowest = s["alone_images_per_s"][s["slowest"]]
         ratios["b_pipeline_vs_slowest_stage"] = p["images_per_s_without_ray_startup"] / slowest
         ratios["b_wall_vs_slowest_stage"] = p["images_per_s_wall"] / slowest
         if p["images_per_s_steady"]:
             ratios["b_steady_vs_slowest_stage"] = p["images_per_s_steady"] / slowest
         cpu = {k: v["cpu_ms_per_image"] for k, v in s["stages"].items()}
         results["cpu_ms_per_image"] = cpu
+        # What the machine could do if every core ran stage work and nothing else.
+        results["cpu_bound_images_per_s"] = args.num_cpus * 1e3 / sum(cpu.values())
+        ratios["pipeline_vs_cpu_bound"] = p["images_per_s_without_ray_startup"] / results["cpu_bound_images_per_s"]
     results["ratios"] = ratios
     if ratios:
         print("ratios:")
@@ -384,6 +461,9 @@ def main(argv=None) -> dict:
                   f"{ratios['b_pipeline_vs_slowest_stage']:.2f} (dataset run); {ratios['b_wall_vs_slowest_stage']:.2f} "
                   f"(wall with Ray startup); {ratios.get('b_steady_vs_slowest_stage', float('nan')):.2f} "
                   "(steady)  target >= 0.8")
+            print(f"  pipeline / CPU-work bound ({args.num_cpus} cores / {sum(results['cpu_ms_per_image'].values()):.0f} "
+                  f"ms of stage CPU per photo = {results['cpu_bound_images_per_s']:.2f} img/s): "
+                  f"{ratios['pipeline_vs_cpu_bound']:.2f} (dataset run)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
     return results

@@ -90,10 +90,14 @@ def test_throughput_tiny(tmp_path, tiny_parser_dir, tiny_pose_dir):
     result = json.loads(out.read_text())
     assert set(result["stages"]["stages"]) == {"decode", "parse", "pose", "mask", "write"}
     assert result["stages"]["status"] == {"ok": 2}
+    pools = result["stages"]["pools"]
+    assert set(pools) == {"parse", "pose"} and all(p["images_per_s"] > 0 and p["actors"] >= 1 for p in pools.values())
+    assert result["stages"]["slowest"] in result["stages"]["alone_images_per_s"]
     assert result["pipeline"]["summary"]["status"] == {"ok": 2}
     assert result["pipeline"]["ray_init_s"] > 0 and result["pipeline"]["wall_s"] > result["pipeline"]["run_s"]
     assert result["baseline"]["images"] == 2
     assert len(list((tmp_path / "work" / "out-baseline").glob("*_masked.jpg"))) == 2
     ratios = result["ratios"]
     assert ratios["a_pipeline_vs_seed_loop"] > 0 and ratios["b_pipeline_vs_slowest_stage"] > 0
+    assert 0 < ratios["pipeline_vs_cpu_bound"] and result["cpu_bound_images_per_s"] > 0
     assert "(a) pipeline / seed loop" in done.stdout and "(b) pipeline / slowest stage" in done.stdout
