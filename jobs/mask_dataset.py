@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipeline.cli import add_resume_arguments, print_summary  # noqa: E402
+from pipeline.cli import add_resume_arguments, print_summary, run_with_exit_code  # noqa: E402
 from pipeline.config import RunConfig, add_run_arguments  # noqa: E402
 
 log = logging.getLogger("pipeline.job")
@@ -100,8 +100,6 @@ def wait_for_writes_to_settle(timeout: float = SETTLE_TIMEOUT_S) -> None:
 def run_job(args: argparse.Namespace) -> int:
     from ray.data import DataContext
 
-    from pipeline.dataflow import RunError, RunInterrupted, run
-
     # A lost node can leave an actor pool without its actor (Ray cannot restart an actor whose
     # constructor arguments died with the node, ray-project/ray#53727): the run would wait forever.
     # Ray Data's no-progress guard turns that into an error, and the error into a rerun.
@@ -111,13 +109,9 @@ def run_job(args: argparse.Namespace) -> int:
     for attempt in range(1, attempts + 1):
         first = attempt == 1
         try:
-            summary = run(config, overwrite=args.overwrite and first, retry_errors=args.retry_errors and first)
-        except RunInterrupted as stopped:
-            print(f"stopped: {stopped}", file=sys.stderr)
-            return stopped.exit_code
-        except RunError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
+            summary, code = run_with_exit_code(config, args.overwrite and first, args.retry_errors and first)
+            if summary is None:
+                return code
         except Exception as error:
             failure = cluster_failure(error)
             if failure is None:

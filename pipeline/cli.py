@@ -50,20 +50,28 @@ def print_summary(summary: dict, stream=sys.stdout) -> None:
           f"outputs in {summary['output']}", file=stream)
 
 
-def run_command(args: argparse.Namespace) -> int:
+def run_with_exit_code(config: RunConfig, overwrite: bool, retry_errors: bool) -> tuple[dict | None, int]:
+    """Runs; a stop becomes 128 + the signal and a run that cannot go on 1, each with its line.
+
+    Other exceptions propagate: the cluster job tells a lost node from a bug by them.
+    """
     from .dataflow import RunError, RunInterrupted, run
 
-    config = RunConfig.from_args(args)
     try:
-        summary = run(config, overwrite=args.overwrite, retry_errors=args.retry_errors)
+        return run(config, overwrite=overwrite, retry_errors=retry_errors), 0
     except RunInterrupted as stopped:
         print(f"stopped: {stopped}", file=sys.stderr)
-        return stopped.exit_code
+        return None, stopped.exit_code
     except RunError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
-    print_summary(summary)
-    return 0
+        return None, 1
+
+
+def run_command(args: argparse.Namespace) -> int:
+    summary, code = run_with_exit_code(RunConfig.from_args(args), args.overwrite, args.retry_errors)
+    if summary is not None:
+        print_summary(summary)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
