@@ -25,6 +25,7 @@ MIN_ROWS_PER_BLOCK, MAX_ROWS_PER_BLOCK = 16, 256
 DECODE_BATCH = 8
 MASK_BATCH = 4
 CPU_BATCH = 4
+MODEL_TASKS_IN_FLIGHT = 2
 LOG_EVERY_S = 10.0
 FORWARDED_ENV = ("HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE")  # no secrets here
 
@@ -76,8 +77,10 @@ def build_dataset(rows: pa.Table, config: RunConfig, run_info: dict, plan: Stage
                                   fn_kwargs={"width": config.width, "height": config.height})
     # Ray's batch for the model actors; each actor re-chunks it into its own memory-derived size.
     ray_batch = config.batch_size or (config.max_batch_size if device == "cuda" else CPU_BATCH)
-    model_args = dict(batch_size=ray_batch, batch_format="numpy", compute=ActorPoolStrategy(size=plan.actors),
-                      num_cpus=plan.num_cpus)
+    # Two batches in flight per actor: while one runs, the next one's block is already fetched to
+    # the actor's node, so a model never waits on the object store between batches.
+    pool = ActorPoolStrategy(size=plan.actors, max_tasks_in_flight_per_actor=MODEL_TASKS_IN_FLIGHT)
+    model_args = dict(batch_size=ray_batch, batch_format="numpy", compute=pool, num_cpus=plan.num_cpus)
     if plan.num_gpus:
         model_args["num_gpus"] = plan.num_gpus
     stage_args = dict(device=device, precision=precision, torch_threads=plan.torch_threads,
