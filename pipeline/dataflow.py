@@ -74,7 +74,8 @@ def build_dataset(rows: pa.Table, config: RunConfig, run_info: dict, plan: Stage
     blocks = [rows.slice(start, per_block) for start in range(0, rows.num_rows, per_block)]
     dataset = ray.data.from_arrow(blocks)
     dataset = dataset.map_batches(decode_batch, batch_size=DECODE_BATCH, batch_format="numpy",
-                                  fn_kwargs={"width": config.width, "height": config.height})
+                                  fn_kwargs={"width": config.width, "height": config.height},
+                                  num_cpus=plan.task_num_cpus)
     # Ray's batch for the model actors; each actor re-chunks it into its own memory-derived size.
     ray_batch = config.batch_size or (config.max_batch_size if device == "cuda" else CPU_BATCH)
     # Two batches in flight per actor: while one runs, the next one's block is already fetched to
@@ -102,7 +103,8 @@ def build_dataset(rows: pa.Table, config: RunConfig, run_info: dict, plan: Stage
             source=config.pose, width=config.width, height=config.height, **stage_args), **model_args)
     dataset = dataset.map_batches(mask_batch, batch_size=MASK_BATCH, batch_format="numpy",
                                   fn_kwargs=dict(style=config.style, fill=config.fill,
-                                                 ootd_variant=config.ootd_variant))
+                                                 ootd_variant=config.ootd_variant),
+                                  num_cpus=plan.task_num_cpus)
     return dataset.map_batches(write_batch, batch_size=config.rows_per_part, batch_format="numpy",
                                fn_kwargs=dict(out=config.output, run_info=run_info), num_cpus=0.25)
 
@@ -285,9 +287,10 @@ def execute(rows: pa.Table, config: RunConfig, run_info: dict, progress: Progres
     resources = ray.cluster_resources()
     device = choose_device(config, resources.get("GPU", 0))
     precision = resolve_precision(device, config.precision)
+    cpu_nodes = sum(1 for node in ray.nodes() if node.get("Alive") and node.get("Resources", {}).get("CPU", 0) > 0)
     plan = plan_model_stages(resources.get("CPU", 1), resources.get("GPU", 0) if device == "cuda" else 0,
                              config.gpu_fraction, stages=1 + (config.pose_enabled and config.pose_from is None),
-                             rows=rows.num_rows)
+                             rows=rows.num_rows, nodes=cpu_nodes, memory=resources.get("memory"))
     guard = ErrorRateGuard(config.max_error_rate, config.error_rate_window)
     dataset = build_dataset(rows, config, run_info, plan, device, precision)
     if stop.received:

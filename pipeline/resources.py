@@ -45,44 +45,59 @@ def torch_dtype(precision: str):
 
 @dataclass(frozen=True)
 class StagePlan:
-    """How one model stage is placed: pool size and what each actor reserves."""
+    """How one model stage is placed (pool size, what each actor reserves), and what each CPU
+    task (decode, mask) reserves beside it."""
 
     actors: int
     num_gpus: float
     num_cpus: float
     torch_threads: int
+    task_num_cpus: float = 1.0
 
 
-# On CPU-only nodes: at most this many actors per model stage (each holds a model and torch,
-# ~0.7-1 GB), and one actor per this many rows (an actor costs 2-4 s of CPU to start).
+# On CPU-only nodes: at most this many actors per model stage and node, one actor per this many
+# rows (an actor costs 2-4 s of CPU to start), and this much memory counted per actor (Ray saw
+# 0.7-0.8 GB per actor with the bundled parser and the pose network; SegFormer-B5 takes more).
 MAX_CPU_ACTORS = 4
 ROWS_PER_CPU_ACTOR = 32
+CPU_ACTOR_MEMORY = 1.5 * 2**30
 
 
 def plan_model_stages(cluster_cpus: float, cluster_gpus: float, gpu_fraction: float = 0.5,
-                      stages: int = 2, rows: int | None = None) -> StagePlan:
+                      stages: int = 2, rows: int | None = None, nodes: int = 1,
+                      memory: float | None = None) -> StagePlan:
     """Both model stages live on every GPU; without GPUs they share the CPUs with the CPU tasks.
 
-    On CPU each stage gets a pool of single-threaded actors (up to one per core) rather than one
+    On CPU each stage gets a pool of actors, up to one per core of a node (at most
+    MAX_CPU_ACTORS per node), with the node's cores split between them, rather than one
     multi-threaded actor: whichever stage is the bottleneck then has every core (the OS shares
-    them out between busy processes), and torch's OpenMP threads never spin against each other
-    across processes. A 2-core machine ran 300 photos at 4.1 photos/s this way, against 3.5 with
-    one 2-thread actor per stage (bench/RESULTS.md, Throughput).
+    them out between busy processes), and on a small node each actor has one torch thread, so
+    OpenMP threads of different processes do not spin against each other. A 2-core machine ran
+    300 photos at 4.1 photos/s with 2 single-thread actors per stage, against 3.5 with one
+    2-thread actor per stage (bench/RESULTS.md, Throughput). `memory` (Ray's memory resource)
+    caps the actors so that a small VM does not start more models than it can hold.
 
-    Each actor reserves only a fraction of a core, so together they hold at most half of the CPUs
-    and decode and mask tasks always find room: on 2 cores two actors each holding a whole core
-    would leave none, and the run would hang.
+    The actors together reserve at most half of the CPUs, so decode and mask tasks always find
+    room (on 2 cores two actors each holding a whole core would leave none and the run would
+    hang); below 2 CPUs the tasks ask for half a core.
     """
+    cpus = max(1.0, float(cluster_cpus))
+    task_cpus = 1.0 if cpus >= 2 else 0.5
     gpus = int(cluster_gpus)
     if gpus > 0:
-        return StagePlan(actors=gpus, num_gpus=gpu_fraction, num_cpus=1.0, torch_threads=1)
-    cpus = max(1, int(cluster_cpus))
-    actors = min(cpus, MAX_CPU_ACTORS)
+        return StagePlan(actors=gpus, num_gpus=gpu_fraction, num_cpus=1.0, torch_threads=1, task_num_cpus=task_cpus)
+    nodes = max(1, int(nodes))
+    node_cpus = max(1, int(cpus // nodes))
+    actors = nodes * min(node_cpus, MAX_CPU_ACTORS)
     if rows is not None:
-        actors = min(actors, max(1, -(-rows // ROWS_PER_CPU_ACTOR)))
-    threads = max(1, cpus // actors)
-    return StagePlan(actors=actors, num_gpus=0.0, num_cpus=min(float(threads), cpus / (2 * stages * actors)),
-                     torch_threads=threads)
+        actors = min(actors, -(-max(1, rows) // ROWS_PER_CPU_ACTOR))
+    if memory is not None:
+        actors = min(actors, int(memory // (stages * CPU_ACTOR_MEMORY)))
+    actors = max(1, actors)
+    per_node = -(-actors // nodes)
+    threads = -(-node_cpus // per_node)  # round up: a spare core is worse than a shared one
+    return StagePlan(actors=actors, num_gpus=0.0, num_cpus=min(1.0, cpus / (2 * stages * actors)),
+                     torch_threads=threads, task_num_cpus=task_cpus)
 
 
 def default_torch_threads() -> int:
