@@ -185,27 +185,43 @@ def stages_alone(paths: list[Path], parser: str, pose: str, work_size, num_cpus:
 
 
 def pool_alone(name: str, decoded: dict, source: str, actors: int, threads: int, width: int, height: int,
-               work: Path) -> dict:
+               work: Path, timeout_s: float = 3600) -> dict:
     """A model stage alone with the pipeline's pool: `actors` processes of `threads` torch threads,
     each over its share of the decoded photos, timed from a common start after loading and warm-up.
     """
     import multiprocessing
+    import queue
 
     images_file = work / f"decoded-{width}x{height}.npy"
     np.save(images_file, decoded["image"])
     context = multiprocessing.get_context("spawn")
-    start, results = context.Barrier(actors), context.Queue()
-    shares = np.array_split(np.arange(len(decoded["image"])), actors)
+    shares = [share for share in np.array_split(np.arange(len(decoded["image"])), actors) if share.size]
+    start, results = context.Barrier(len(shares)), context.Queue()
     before = load()
-    workers = [context.Process(target=_pool_worker, args=(name, str(images_file), share[0], share[-1] + 1, source,
-                                                          threads, width, height, start, results))
-               for share in shares if share.size]
-    for worker in workers:
-        worker.start()
-    timings = [results.get(timeout=3600) for _ in workers]
-    for worker in workers:
-        worker.join()
-    images_file.unlink()
+    workers = [context.Process(target=_pool_worker, daemon=True,
+                               args=(name, str(images_file), share[0], share[-1] + 1, source, threads, width,
+                                     height, start, results, timeout_s))
+               for share in shares]
+    timings = []
+    try:
+        for worker in workers:
+            worker.start()
+        deadline = time.monotonic() + timeout_s
+        while len(timings) < len(workers):
+            try:
+                timings.append(results.get(timeout=1.0))
+            except queue.Empty:
+                # A worker killed outright (out of memory, a crash) reports nothing: stop waiting.
+                dead = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
+                if dead or time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} pool: a worker died (exit codes {dead})" if dead
+                                       else f"{name} pool: no result after {timeout_s:.0f} s")
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()
+            worker.join()
+        images_file.unlink(missing_ok=True)
     if any("error" in t for t in timings):
         raise RuntimeError(f"{name} pool worker failed: {[t['error'] for t in timings if 'error' in t]}")
     wall = max(t["end"] for t in timings) - min(t["start"] for t in timings)
@@ -214,7 +230,7 @@ def pool_alone(name: str, decoded: dict, source: str, actors: int, threads: int,
             "cpu_ms_per_image": 1e3 * sum(t["cpu_s"] for t in timings) / n, "load_before": before}
 
 
-def _pool_worker(name, images_file, first, end, source, threads, width, height, start, results):
+def _pool_worker(name, images_file, first, end, source, threads, width, height, start, results, timeout_s):
     try:
         sys.path.insert(0, str(REPO))
         from pipeline.dataflow import CPU_BATCH
@@ -231,7 +247,7 @@ def _pool_worker(name, images_file, first, end, source, threads, width, height, 
                     "error": np.full(len(images[i:i + CPU_BATCH]), "", dtype=object)}
                    for i in range(0, len(images), CPU_BATCH)]
         stage(batches[0])  # warm-up, not counted
-        start.wait()
+        start.wait(timeout=timeout_s)
         began, cpu = time.time(), time.process_time()
         for batch in batches:
             stage(batch)

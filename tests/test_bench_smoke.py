@@ -101,3 +101,15 @@ def test_throughput_tiny(tmp_path, tiny_parser_dir, tiny_pose_dir):
     assert ratios["a_pipeline_vs_seed_loop"] > 0 and ratios["b_pipeline_vs_slowest_stage"] > 0
     assert 0 < ratios["pipeline_vs_cpu_bound"] and result["cpu_bound_images_per_s"] > 0
     assert "(a) pipeline / seed loop" in done.stdout and "(b) pipeline / slowest stage" in done.stdout
+
+
+def test_a_failing_pool_worker_fails_the_pool_measurement_and_cleans_up(tmp_path, monkeypatch):
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(REPO / "bench"))  # spawned workers import the module by this name
+    throughput = importlib.import_module("throughput")
+    decoded = {"image": np.zeros((3, 64, 48, 3), np.uint8)}
+    with pytest.raises(RuntimeError, match="pool worker failed: .*ModelLoadError"):
+        throughput.pool_alone("pose", decoded, str(tmp_path / "no-such-model"), actors=2, threads=1,
+                              width=48, height=64, work=tmp_path, timeout_s=120)
+    assert list(tmp_path.iterdir()) == []  # the decoded photos' file is gone
