@@ -96,7 +96,9 @@ def plan_model_stages(cluster_cpus: float, cluster_gpus: float, gpu_fraction: fl
     actors = max(1, actors)
     per_node = -(-actors // nodes)
     threads = -(-node_cpus // per_node)  # round up: a spare core is worse than a shared one
-    return StagePlan(actors=actors, num_gpus=0.0, num_cpus=min(1.0, cpus / (2 * stages * actors)),
+    # Strictly below a task's reservation: Ray Data fuses a task stage into the next actor stage
+    # when their resources match, which would run decode inside the model actor, one after the other.
+    return StagePlan(actors=actors, num_gpus=0.0, num_cpus=min(task_cpus / 2, cpus / (2 * stages * actors)),
                      torch_threads=threads, task_num_cpus=task_cpus)
 
 

@@ -16,7 +16,7 @@ def test_on_two_cpus_each_stage_gets_one_single_threaded_actor_per_core():
 @pytest.mark.parametrize("stages", [1, 2])
 def test_actors_leave_room_for_a_cpu_task_and_every_core_has_a_thread(cpus, stages):
     plan = plan_model_stages(cpus, 0, stages=stages)
-    assert plan.num_cpus > 0
+    assert 0 < plan.num_cpus < plan.task_num_cpus  # equal ones would let Ray fuse decode into the actor
     assert cpus - stages * plan.actors * plan.num_cpus >= plan.task_num_cpus  # a decode task always fits
     # A stage's threads cover every core (rounded up: a core may be shared, none left idle) ...
     assert cpus <= plan.actors * plan.torch_threads < cpus + plan.actors
