@@ -157,6 +157,8 @@ def stages_alone(paths: list[Path], parser: str, pose: str, work_size, num_cpus:
     batches = [{k: v[i:i + DECODE_BATCH] for k, v in rows.items()} for i in range(0, n, DECODE_BATCH)]
     for name, stage, size in stages:
         merged = {k: _concat(k, [b[k] for b in batches]) for k in batches[0]}
+        if name == "parse":
+            decoded = merged  # the decode stage's output, for the pool runs below
         batches = [{k: v[i:i + size] for k, v in merged.items()} for i in range(0, n, size)]
         before = load()
         w0, c0 = time.perf_counter(), time.process_time()
@@ -166,8 +168,6 @@ def stages_alone(paths: list[Path], parser: str, pose: str, work_size, num_cpus:
                                   "cpu_ms_per_image": 1e3 * cpu / n, "load_before": before}
         print(f"  {name:<6} alone: {n / wall:7.2f} img/s  {1e3 * wall / n:8.1f} ms/image wall  "
               f"{1e3 * cpu / n:8.1f} ms/image CPU  (load {before})", flush=True)
-        if name == "decode":
-            decoded = {k: _concat(k, [b[k] for b in batches]) for k in ("image", "status")}
     for name in ("parse", "pose"):
         pool = result["pools"][name] = pool_alone(name, decoded, parser if name == "parse" else pose,
                                                    plan.actors, plan.torch_threads, width, height, out.parent)
