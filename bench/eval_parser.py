@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.labels import CANONICAL, GARMENT_CATEGORIES, LABEL, NUM_LABELS  # noqa: E402
-from pipeline.synthetic import make_person  # noqa: E402
+from pipeline.testing.synthetic import make_person  # noqa: E402
 
 WORKING_SIZE = (576, 768)
 GARMENT_LABELS = ("upper_clothes", "skirt", "pants", "dress")

@@ -214,7 +214,7 @@ def compare_memory(model, points: list[tuple[int, float]]) -> list[dict]:
 
 def photos(n: int, width: int, height: int, first_seed: int = 2_000_000) -> np.ndarray:
     """n generated person photos (uint8 RGB) at width x height; seeds apart from the parser's training set."""
-    from pipeline.synthetic import make_person
+    from pipeline.testing.synthetic import make_person
 
     return np.stack([make_person(first_seed + i, width, height).image for i in range(n)])
 
@@ -402,10 +402,12 @@ def pose_post_with_people(args, device, images: int = 32) -> dict:
 
     from pipeline import pose_post as pp
 
+    from pipeline.testing import pose_maps as pm
+
     width, height = args.work_size
     images = images if not args.quick else 2
     rng = np.random.default_rng(1)
-    maps = [pp.synthesize_maps(pp.synthetic_scene(1 + i % 3, height, width, rng), height, width)
+    maps = [pm.synthesize_maps(pm.synthetic_scene(1 + i % 3, height, width, rng), height, width)
             for i in range(images)]
     pafs = torch.from_numpy(np.stack([m[0] for m in maps])).to(device)
     heat = torch.from_numpy(np.stack([m[1] for m in maps])).to(device)

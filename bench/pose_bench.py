@@ -32,6 +32,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from pipeline import pose_post as pp  # noqa: E402
+
+from pipeline.testing import pose_maps as pm  # noqa: E402
 from pipeline.pose import PoseEstimator, _bodypose_model_class, load_body_net  # noqa: E402
 
 
@@ -132,8 +134,8 @@ def main(argv=None):
 
     # ---- B: post-processing with people, and the network alone ----------------------------------
     rng = np.random.default_rng(1)
-    scenes = [pp.synthetic_scene(1 + i % 3, height, width, rng) for i in range(args.images)]
-    maps = [pp.synthesize_maps(s, height, width) for s in scenes]
+    scenes = [pm.synthetic_scene(1 + i % 3, height, width, rng) for i in range(args.images)]
+    maps = [pm.synthesize_maps(s, height, width) for s in scenes]
     pafs = torch.from_numpy(np.stack([m[0] for m in maps])).to(device)
     heat = torch.from_numpy(np.stack([m[1] for m in maps])).to(device)
     dm = pp.DeviceMaps()

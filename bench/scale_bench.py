@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 def make_photos(folder: Path, rows: int, width: int, height: int, distinct: int = 50) -> None:
     from PIL import Image
 
-    from pipeline.synthetic import make_person
+    from pipeline.testing.synthetic import make_person
 
     folder.mkdir(parents=True, exist_ok=True)
     originals = []

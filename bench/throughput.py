@@ -82,7 +82,7 @@ def _size(text: str) -> tuple[int, int]:
 
 def prepare_photos(folder: Path, n: int, size: tuple[int, int]) -> list[Path]:
     """n generated person photos as JPEGs (kept across runs: same seeds, same files)."""
-    from pipeline.synthetic import write_dataset
+    from pipeline.testing.synthetic import write_dataset
 
     stamp = folder / f".done-{n}-{size[0]}x{size[1]}"
     if not stamp.exists():

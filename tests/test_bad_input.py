@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pipeline.synthetic import make_person
+from pipeline.testing.synthetic import make_person
 from test_e2e import run_cli
 
 

@@ -38,7 +38,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from pipeline.synthetic import make_person
+from pipeline.testing.synthetic import make_person
 
 ROOT = Path(__file__).resolve().parents[1]
 RAY = str(Path(sys.executable).with_name("ray")) if Path(sys.executable).with_name("ray").exists() else "ray"

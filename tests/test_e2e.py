@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pipeline.synthetic import make_person
+from pipeline.testing.synthetic import make_person
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = 20

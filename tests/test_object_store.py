@@ -16,7 +16,7 @@ from PIL import Image
 
 from pipeline import sources, storage
 from pipeline.storage import OutputFolder
-from pipeline.synthetic import make_person
+from pipeline.testing.synthetic import make_person
 from test_e2e import run_cli
 
 moto_server = pytest.importorskip("moto.server", reason="needs moto[server] (the test extra)")

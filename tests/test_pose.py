@@ -15,6 +15,8 @@ import pytest
 import torch
 
 from pipeline import pose_post as pp
+
+from pipeline.testing import pose_maps as pm
 from pipeline.pose import (ModelLoadError, PoseBatch, PoseEstimator, load_body_net,
                            main_person_order, resolve_weights)
 
@@ -117,8 +119,8 @@ def test_working_size_sees_184_px_high_input():
 def test_tiled_and_dense_peaks_agree():
     rng = np.random.default_rng(2)
     h, w = 384, 288
-    scenes = [pp.synthetic_scene(n, h, w, rng) for n in (1, 2, 3)]
-    heat = np.stack([pp.synthesize_maps(s, h, w)[1] for s in scenes])
+    scenes = [pm.synthetic_scene(n, h, w, rng) for n in (1, 2, 3)]
+    heat = np.stack([pm.synthesize_maps(s, h, w)[1] for s in scenes])
     g = pp.geometry(h, w)
     # Plus maps with a constant offset and noise, where many blocks pass the bound.
     noisy = 0.08 + 0.05 * rng.standard_normal((2, 19, g.map_height, g.map_width))
@@ -142,9 +144,9 @@ SCENES = [(3, (768, 576), 13), (1, (384, 288), 21), (2, (384, 288), 22), (3, (38
 def test_parity_with_controlnet_aux_and_recovery(cnaux, n_people, size, seed):
     h, w = size
     rng = np.random.default_rng(seed)
-    truth = pp.synthetic_scene(n_people, h, w, rng, n_missing=2)
-    truth[0][list(pp.MISSABLE[seed % len(pp.MISSABLE)])] = np.nan    # always some parts missing
-    pafs, heat = pp.synthesize_maps(truth, h, w)
+    truth = pm.synthetic_scene(n_people, h, w, rng, n_missing=2)
+    truth[0][list(pm.MISSABLE[seed % len(pm.MISSABLE)])] = np.nan    # always some parts missing
+    pafs, heat = pm.synthesize_maps(truth, h, w)
 
     ref = reference_people(cnaux, pafs, heat, h, w)
     ours = pp.postprocess(torch.from_numpy(pafs)[None], torch.from_numpy(heat)[None], h, w)[0]
@@ -168,8 +170,8 @@ def test_parity_with_controlnet_aux_and_recovery(cnaux, n_people, size, seed):
 def test_estimator_batch_with_stub_network():
     h, w = 768, 576
     rng = np.random.default_rng(4)
-    scenes = [pp.synthetic_scene(n, h, w, rng) for n in (1, 3, 2)] + [[]]
-    maps = [pp.synthesize_maps(s, h, w) for s in scenes]
+    scenes = [pm.synthetic_scene(n, h, w, rng) for n in (1, 3, 2)] + [[]]
+    maps = [pm.synthesize_maps(s, h, w) for s in scenes]
     net = StubNet(np.stack([m[0] for m in maps]), np.stack([m[1] for m in maps]))
     est = PoseEstimator(net, batch_size=8)
     images = np.zeros((4, h, w, 3), np.uint8)
@@ -191,8 +193,8 @@ def test_estimator_batch_with_stub_network():
 
 
 def test_main_person_rule():
-    big = pp.skeleton(300, 50, 600, missing=(9, 10, 12, 13))    # cropped at the knees: 14 parts
-    small = pp.skeleton(80, 500, 200)                              # all 18 parts, far smaller
+    big = pm.skeleton(300, 50, 600, missing=(9, 10, 12, 13))    # cropped at the knees: 14 parts
+    small = pm.skeleton(80, 500, 200)                              # all 18 parts, far smaller
     single = np.full((18, 3), np.nan, np.float32)
     single[0] = (10, 10, 0.9)
     order = main_person_order(np.stack([small, single, big]))
@@ -302,8 +304,8 @@ def test_pose_stage_on_a_batch(monkeypatch):
 
     h, w = 384, 288
     rng = np.random.default_rng(7)
-    scenes = [pp.synthetic_scene(n, h, w, rng) for n in (2, 1)]
-    maps = [pp.synthesize_maps(s, h, w) for s in scenes]
+    scenes = [pm.synthetic_scene(n, h, w, rng) for n in (2, 1)]
+    maps = [pm.synthesize_maps(s, h, w) for s in scenes]
     net = StubNet(np.stack([m[0] for m in maps]), np.stack([m[1] for m in maps]))
     stage = PoseStage.__new__(PoseStage)
     stage.estimator, stage.max_people = PoseEstimator(net), MAX_PEOPLE

@@ -12,7 +12,7 @@ import torch
 
 from pipeline.parser import ParseStage, SegformerParser
 from pipeline.resources import resolve_precision
-from pipeline.synthetic import make_person
+from pipeline.testing.synthetic import make_person
 
 TRAINED_PARSER = Path(__file__).resolve().parents[1] / "pipeline" / "assets" / "parser"
 WIDTH, HEIGHT = 576, 768  # the working size the parser sees in a run

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from pipeline.config import RunConfig
-from pipeline.synthetic import make_person
+from pipeline.testing.synthetic import make_person
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from PIL import Image
 from pipeline.labels import (BAG, BELT, DRESS, FACE, HAIR, HAT, LEFT_ARM, LEFT_LEG, LEFT_SHOE, NUM_LABELS,
                              PANTS, RIGHT_ARM, RIGHT_LEG, RIGHT_SHOE, SCARF, SKIRT, SUNGLASSES,
                              UPPER_CLOTHES)
-from pipeline.synthetic import KEYPOINT_NAMES, load_truth, make_person, write_dataset
+from pipeline.testing.synthetic import KEYPOINT_NAMES, load_truth, make_person, write_dataset
 
 W, H = 384, 512  # small for speed; the geometry does not depend on the size
 SEEDS = range(24)

@@ -13,7 +13,7 @@ from PIL import Image
 
 from pipeline.config import RunConfig
 from pipeline.masks import make_mask
-from pipeline.synthetic import make_person
+from pipeline.testing.synthetic import make_person
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_PARSER = ROOT / "pipeline" / "assets" / "parser"

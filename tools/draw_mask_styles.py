@@ -2,7 +2,7 @@
 
     python tools/draw_mask_styles.py            # writes docs/img/masks_*.png
 
-The person is pipeline.synthetic's figure for a fixed seed, with its true label map and
+The person is pipeline.testing.synthetic's figure for a fixed seed, with its true label map and
 keypoints (no model runs), so the pictures show the geometry alone. Each style's picture has
 one panel per category: the photo with the mask area filled gray 127 (OOTDiffusion's fill)
 and the mask's outline.
@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline import masks  # noqa: E402
 from pipeline.labels import GARMENT_CATEGORIES, PALETTE  # noqa: E402
-from pipeline.synthetic import make_person  # noqa: E402
+from pipeline.testing.synthetic import make_person  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # COCO-18 limbs drawn over the parse in the figure picture.
@@ -85,7 +85,7 @@ def ootd_option_panels(person, scale):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
-    parser.add_argument("--seed", type=int, default=5, help="pipeline.synthetic seed of the person")
+    parser.add_argument("--seed", type=int, default=5, help="pipeline.testing.synthetic seed of the person")
     parser.add_argument("--size", type=int, nargs=2, default=(576, 768), metavar=("W", "H"),
                         help="drawing size (the pipeline's default working size)")
     parser.add_argument("--panel-height", type=int, default=384)

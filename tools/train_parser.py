@@ -5,7 +5,7 @@ CI never trains; this script made the committed checkpoint and documents how. It
     python tools/train_parser.py --data /tmp/parser-train --minutes 55 --threads 1 \
         --out pipeline/assets/parser
 
-1. Pre-generates the training set once (seeds 0 .. N-1 of pipeline.synthetic; evaluation uses
+1. Pre-generates the training set once (seeds 0 .. N-1 of pipeline.testing.synthetic; evaluation uses
    seeds from 1,000,000 on, so they never overlap) along the pipeline's own input path: the photo
    is drawn at a random size and aspect, saved as JPEG, decoded (with JPEG draft scaling) and
    stretched to the working size 576x768 with PIL bilinear, then resized to the processor size
@@ -82,7 +82,7 @@ def generate(folder: Path, n: int, first_seed: int = 0, input_size=INPUT_SIZE) -
     """Pre-generate (or load) n training samples as images (n, h, w, 3) and labels (n, h, w)."""
     from PIL import Image
 
-    from pipeline.synthetic import make_person
+    from pipeline.testing.synthetic import make_person
 
     folder.mkdir(parents=True, exist_ok=True)
     tag = f"{first_seed}-{n}-{input_size[0]}x{input_size[1]}"

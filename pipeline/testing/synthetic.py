@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .labels import (BACKGROUND, BAG, BELT, DRESS, FACE, HAIR, HAT, LEFT_ARM, LEFT_LEG, LEFT_SHOE,
+from pipeline.labels import (BACKGROUND, BAG, BELT, DRESS, FACE, HAIR, HAT, LEFT_ARM, LEFT_LEG, LEFT_SHOE,
                      PANTS, RIGHT_ARM, RIGHT_LEG, RIGHT_SHOE, SCARF, SKIRT, SUNGLASSES,
                      UPPER_CLOTHES)
 
