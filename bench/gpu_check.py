@@ -436,7 +436,7 @@ def section_chain(args, device, precision, parser_dir, pose_dir, work: Path) -> 
     from pipeline.parser import ParseStage
     from pipeline.pose import PoseStage
     from pipeline.sinks import WriteStage
-    from pipeline.sources import PENDING
+    from pipeline.schema import PENDING
 
     width, height = args.work_size
     photo_w, photo_h = args.photo_size

@@ -234,7 +234,7 @@ def _pool_worker(name, images_file, first, end, source, threads, width, height, 
     try:
         sys.path.insert(0, str(REPO))
         from pipeline.dataflow import CPU_BATCH
-        from pipeline.sources import PENDING
+        from pipeline.schema import PENDING
 
         if name == "parse":
             from pipeline.parser import ParseStage as Stage

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from .labels import PASSTHROUGH_CATEGORY, normalize_category
-from .sources import ERROR, PENDING
+from .schema import ERROR, PENDING
 
 
 @lru_cache(maxsize=4)
@@ -55,8 +55,7 @@ def masked_image(mask_type, imagepath, output_path=None, width=576, height=768, 
     or a local folder (None: the defaults; pose "none" switches pose off). Models are loaded
     once and reused by later calls.
     """
-    from .config import DEFAULT_POSE
-    from .parser import DEFAULT_PARSER
+    from .registry import DEFAULT_PARSER, DEFAULT_POSE
     from .resources import resolve_precision
 
     category = normalize_category(mask_type)

@@ -19,12 +19,6 @@ GIB = 1024 ** 3
 DEFAULT_BUDGET = 0.8  # of the memory free when the actor starts
 DEFAULT_MAX_BATCH = 64
 
-# The original tool's memory guide, per model, for --no-probe: fixed (weights, CUDA context,
-# workspace) + per image at its working size. Deliberately pessimistic: it is only a fallback.
-SEED_ESTIMATES = {
-    "parse": (2.5 * GIB, 0.5 * GIB),
-    "pose": (1.5 * GIB, 0.5 * GIB),
-}
 
 
 @dataclass(frozen=True)
@@ -126,8 +120,13 @@ def _release_cached_memory() -> None:
 
 def choose_batch_size(*, stage: str, device: str, requested: int | None, max_batch: int,
                       share: float, run_probe: Callable[[int], object] | None, use_probe: bool = True,
-                      budget: float = DEFAULT_BUDGET, cpu_default: int = 4) -> tuple[int, MemoryModel | None]:
-    """The actor's batch size: forced by --batch-size, else from the GPU's memory, else a CPU default."""
+                      seed: tuple[float, float] = (2.5 * GIB, 0.5 * GIB), budget: float = DEFAULT_BUDGET,
+                      cpu_default: int = 4) -> tuple[int, MemoryModel | None]:
+    """The actor's batch size: forced by --batch-size, else from the GPU's memory, else a CPU default.
+
+    seed: (fixed, per-image bytes) for --no-probe, each model stage's own estimate from the
+    original tool's memory guide (`ModelStage.memory_seed`); deliberately pessimistic fallbacks.
+    """
     if requested:
         return requested, None
     if not str(device).startswith("cuda"):
@@ -135,8 +134,7 @@ def choose_batch_size(*, stage: str, device: str, requested: int | None, max_bat
     if use_probe and run_probe is not None:
         model = probe(run_probe, device)
     else:
-        fixed, per_image = SEED_ESTIMATES[stage]
-        model = MemoryModel(fixed, per_image, source="seed table")
+        model = MemoryModel(*seed, source="seed table")
     size = model.largest_batch(memory_budget(device, share, budget), cap=max_batch)
     log.warning("%s on %s: memory model %.2f GiB + %.3f GiB/image (%s) -> batch %d",
                 stage, device, model.fixed / GIB, model.per_image / GIB, model.source, size)

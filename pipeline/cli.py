@@ -9,10 +9,11 @@ import logging
 import sys
 
 from .config import RunConfig, add_run_arguments
+from .schema import VtonError, first_line
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline",
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog or "vton-masks",
                                      description="Virtual try-on masks, parses and keypoints for a dataset of photos.")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="process a dataset")
@@ -53,17 +54,24 @@ def print_summary(summary: dict, stream=sys.stdout) -> None:
 def run_with_exit_code(config: RunConfig, overwrite: bool, retry_errors: bool) -> tuple[dict | None, int]:
     """Runs; a stop becomes 128 + the signal and a run that cannot go on 1, each with its line.
 
-    Other exceptions propagate: the cluster job tells a lost node from a bug by them.
+    Every error a user can cause is a VtonError (pipeline.schema); an OSError here comes from
+    OUT (a folder that cannot be written). Other exceptions propagate: the cluster job tells a
+    lost node from a bug by them.
     """
-    from .dataflow import RunError, RunInterrupted, run
+    from .dataflow import RunInterrupted, run
 
     try:
         return run(config, overwrite=overwrite, retry_errors=retry_errors), 0
     except RunInterrupted as stopped:
         print(f"stopped: {stopped}", file=sys.stderr)
         return None, stopped.exit_code
-    except RunError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except VtonError as error:
+        print(f"error: {first_line(error)}", file=sys.stderr)
+        return None, 1
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"error: cannot write the output folder {config.output!r}: {error.strerror or error}{where}",
+              file=sys.stderr)
         return None, 1
 
 
@@ -74,9 +82,9 @@ def run_command(args: argparse.Namespace) -> int:
     return code
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.command == "run":
         return run_command(args)

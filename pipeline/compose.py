@@ -20,9 +20,8 @@ from . import masks
 from .decode import decode_photo
 from .labels import NUM_LABELS, PALETTE
 from .pose_files import to_openpose_json
-from .sources import ERROR, PENDING, SKIPPED
+from .schema import ERROR, FILE_KINDS, OK, PENDING, SKIPPED
 
-OK = "ok"
 FILLS = {"green": (0, 255, 0), "gray": (127, 127, 127)}
 JPEG_QUALITY = 95
 
@@ -73,11 +72,12 @@ def scale_keypoints(keypoints: np.ndarray, from_size: tuple[int, int], to_size: 
 class MaskStage:
     """Builds each row's outputs; a failure in one row becomes that row's error.
 
-    Columns stay typed for every row (empty strings/bytes, -1 boxes, NaN fractions) because Ray
-    Data turns each batch into Arrow on its own and an all-null column would lose its type.
+    Files leave encoded and keyed by kind: `<kind>_bytes` and `<kind>_ext` (b"" and "" for a
+    file the row does not have); the output layout names them in the write stage. Columns stay
+    typed for every row (empty strings/bytes, -1 boxes, NaN fractions) because Ray Data turns
+    each batch into Arrow on its own and an all-null column would lose its type.
     """
 
-    FILE_KINDS = ("mask", "masked", "parse", "pose", "crop")
     DROPPED = ("image", "labels", "data", "people", "pose_flag")  # large or consumed here
 
     def __init__(self, style: str = "rect", fill: str = "green", ootd_variant: str = "hd"):
@@ -90,8 +90,8 @@ class MaskStage:
         status = np.array(batch["status"], dtype=object)
         error = np.array(batch["error"], dtype=object)
         outputs = {}
-        for kind in self.FILE_KINDS:
-            outputs[f"{kind}_path"] = np.full(count, "", dtype=object)
+        for kind in FILE_KINDS:
+            outputs[f"{kind}_ext"] = np.full(count, "", dtype=object)
             outputs[f"{kind}_bytes"] = np.full(count, b"", dtype=object)
         outputs["flags"] = np.full(count, "", dtype=object)
         outputs["mask_bbox"] = np.full((count, 4), -1, dtype=np.int32)
@@ -112,21 +112,20 @@ class MaskStage:
                     status[row] = OK
             except Exception as failure:  # one bad row must not take its batch down
                 status[row], error[row] = ERROR, f"mask stage failed: {type(failure).__name__}: {failure}"
-                for kind in self.FILE_KINDS:
-                    outputs[f"{kind}_path"][row], outputs[f"{kind}_bytes"][row] = "", b""
+                for kind in FILE_KINDS:
+                    outputs[f"{kind}_ext"][row], outputs[f"{kind}_bytes"][row] = "", b""
             milliseconds[row] = (time.perf_counter() - started) * 1000.0
         out = {k: v for k, v in batch.items() if k not in self.DROPPED}
         out.update(outputs, status=status, error=error, ms_mask=milliseconds)
         return out
 
     def _passthrough(self, batch: dict, row: int, outputs: dict) -> None:
-        row_id, source = batch["id"][row], batch["source"][row]
-        extension = posixpath.splitext(source)[1].lower() or ".jpg"
-        outputs["masked_path"][row] = f"masked/{row_id}{extension}"
+        extension = posixpath.splitext(batch["source"][row])[1].lower() or ".jpg"
+        outputs["masked_ext"][row] = extension
         outputs["masked_bytes"][row] = batch["data"][row]
 
     def _compose(self, batch: dict, row: int, outputs: dict) -> None:
-        row_id, source, category = batch["id"][row], batch["source"][row], batch["category"][row]
+        source, category = batch["source"][row], batch["category"][row]
         photo = np.asarray(decode_photo(batch["data"][row]))
         height, width = photo.shape[:2]
         working = batch["labels"][row]
@@ -142,19 +141,19 @@ class MaskStage:
                                person=person)
         extension = photo_extension(source)
         files = {
-            "mask": (f"masks/{row_id}.png", encode_png(mask)),
-            "masked": (f"masked/{row_id}{extension}", encode_photo(composite(photo, mask, self.fill), extension)),
-            "parse": (f"parse/{row_id}.png", encode_parse(labels)),
+            "mask": (".png", encode_png(mask)),
+            "masked": (extension, encode_photo(composite(photo, mask, self.fill), extension)),
+            "parse": (".png", encode_parse(labels)),
         }
         if has_pose:
             document = to_openpose_json(list(people[:persons]), 0, canvas_size=(width, height))
-            files["pose"] = (f"pose/{row_id}.json", json.dumps(document).encode())
+            files["pose"] = (".json", json.dumps(document).encode())
         box = masks.mask_bbox(mask)
         if self.style == "crop" and box is not None:
             x0, y0, x1, y1 = box
-            files["crop"] = (f"crops/{row_id}{extension}", encode_photo(photo[y0:y1, x0:x1], extension))
-        for kind, (path, data) in files.items():
-            outputs[f"{kind}_path"][row], outputs[f"{kind}_bytes"][row] = path, data
+            files["crop"] = (extension, encode_photo(photo[y0:y1, x0:x1], extension))
+        for kind, (file_extension, data) in files.items():
+            outputs[f"{kind}_ext"][row], outputs[f"{kind}_bytes"][row] = file_extension, data
         if box is not None:
             outputs["mask_bbox"][row] = box
         outputs["mask_area"][row] = float(np.count_nonzero(mask)) / mask.size

@@ -4,17 +4,19 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict, dataclass, fields
 
-from .labels import CATEGORIES
-from .masks import STYLES
-from .parser import DEFAULT_PARSER
-from .resources import DEVICES, PRECISIONS
+from . import plugins
+from .compose import FILLS
+from .labels import CATEGORIES, SCHEMAS
+from .layouts import LAYOUTS
+from .masks import OOTD_VARIANTS, STYLE_FUNCTIONS
+from .registry import DEFAULT_PARSER, DEFAULT_POSE, PARSER_FAMILIES, POSE_FAMILIES
+from .schema import DEVICES, PRECISIONS
 
-DEFAULT_POSE = "lllyasviel/Annotators"
-FILLS = ("green", "gray")
-LABEL_SCHEMAS = ("auto", "atr18", "lip20", "fashn18")
+LABEL_SCHEMAS = ("auto", *SCHEMAS)
 
 # Settings that change what a row's outputs are; a resumed run must match them (run.json).
-OUTPUT_DEFINING = ("parser", "labels", "pose", "pose_from", "style", "category", "width", "height", "fill", "ootd_variant")
+OUTPUT_DEFINING = ("parser_family", "parser", "labels", "pose_family", "pose", "pose_from", "style", "category",
+                   "width", "height", "fill", "ootd_variant", "layout")
 
 
 @dataclass
@@ -23,12 +25,15 @@ class RunConfig:
     output: str
     category: str = "upper_body"
     style: str = "rect"
+    parser_family: str = "segformer"
     parser: str = DEFAULT_PARSER
     labels: str = "auto"
+    pose_family: str = "openpose"
     pose: str = DEFAULT_POSE  # "none" switches the pose stage off
     pose_from: str | None = None  # keypoints from the dataset's files instead of the model
     fill: str = "green"
     ootd_variant: str = "hd"
+    layout: str = "native"
     width: int = 576
     height: int = 768
     batch_size: int | None = None
@@ -65,6 +70,20 @@ class RunConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in vars(args).items() if k in names})
 
+    @classmethod
+    def from_dict(cls, values: dict) -> "RunConfig":
+        """A config from run.json's `config` (fields a later version added take their defaults)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+_DEFAULTS = {f.name: f.default for f in fields(RunConfig) if f.name not in ("input", "output")}
+
+
+def default(name: str):
+    """The RunConfig default of a field: the one place every default is stated."""
+    return _DEFAULTS[name]
+
 
 def _positive_int(text: str) -> int:
     value = int(text)
@@ -88,52 +107,77 @@ def _fraction(text: str) -> float:
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `run` options; the CLI and jobs/mask_dataset.py both use this one definition."""
+    """The `run` options; the CLI and jobs/mask_dataset.py both use this one definition.
+
+    Defaults come from RunConfig (tests/test_config.py checks that every option maps to a field
+    and every field to an option).
+    """
+    d = default
     parser.add_argument("input", help="a folder (recursive), a glob, or a manifest .csv/.parquet/.jsonl "
                         "with a path column (path, image, image_path or file) and optional category/mask_type")
     parser.add_argument("--output", "-o", required=True, help="output folder (local path or s3://...)")
-    parser.add_argument("--category", default="upper_body", choices=CATEGORIES,
-                        help="category of rows that have none of their own (default: upper_body)")
-    parser.add_argument("--style", default="rect", choices=STYLES, help="mask style (default: rect)")
-    parser.add_argument("--parser", default=DEFAULT_PARSER, metavar="ID_OR_DIR",
-                        help=f"SegFormer checkpoint: hub id or local folder (default: {DEFAULT_PARSER})")
-    parser.add_argument("--labels", default="auto", choices=LABEL_SCHEMAS,
+    parser.add_argument("--category", default=d("category"), choices=CATEGORIES,
+                        help=f"category of rows that have none of their own (default: {d('category')})")
+    parser.add_argument("--style", default=d("style"), type=plugins.argument(STYLE_FUNCTIONS, "mask style"),
+                        metavar="{" + ",".join(STYLE_FUNCTIONS) + "}|module:name",
+                        help=f"mask style (default: {d('style')}), or a style function's package.module:name")
+    parser.add_argument("--layout", default=d("layout"), type=plugins.argument(LAYOUTS, "layout"),
+                        metavar="{" + ",".join(LAYOUTS) + "}|module:name",
+                        help=f"output layout (default: {d('layout')}), or a Layout's package.module:name")
+    parser.add_argument("--parser-family", default=d("parser_family"),
+                        type=plugins.argument(PARSER_FAMILIES, "parser family"),
+                        metavar="{" + ",".join(PARSER_FAMILIES) + "}|module:name",
+                        help=f"kind of parser model (default: {d('parser_family')}), or a ModelFamily's "
+                             "package.module:name")
+    parser.add_argument("--parser", default=d("parser"), metavar="ID_OR_DIR",
+                        help=f"parser checkpoint: hub id or local folder (default: {d('parser')})")
+    parser.add_argument("--labels", default=d("labels"), choices=LABEL_SCHEMAS,
                         help="label schema of the parser; auto maps by the checkpoint's label names")
-    parser.add_argument("--pose", default=DEFAULT_POSE, metavar="ID_OR_DIR|none",
-                        help=f"OpenPose body model: hub id or folder with body_pose_model.pth, or none "
-                             f"(default: {DEFAULT_POSE})")
-    parser.add_argument("--pose-from", default=None, metavar="DIR",
+    parser.add_argument("--pose-family", default=d("pose_family"), type=plugins.argument(POSE_FAMILIES, "pose family"),
+                        metavar="{" + ",".join(POSE_FAMILIES) + "}|module:name",
+                        help=f"kind of pose model (default: {d('pose_family')}), or a ModelFamily's "
+                             "package.module:name")
+    parser.add_argument("--pose", default=d("pose"), metavar="ID_OR_DIR|none",
+                        help=f"pose model: hub id or folder (OpenPose: with body_pose_model.pth), or none "
+                             f"(default: {d('pose')})")
+    parser.add_argument("--pose-from", default=d("pose_from"), metavar="DIR",
                         help="use the dataset's keypoint files instead of the pose model: OpenPose JSON "
                              "(ours, VITON-HD's *_keypoints.json) or DressCode's *_2.json, matched by id or file stem")
-    parser.add_argument("--fill", default="green", choices=FILLS,
+    parser.add_argument("--fill", default=d("fill"), choices=tuple(FILLS),
                         help="masked-photo fill: green (0,255,0) like the original tool, gray 127 like OOTDiffusion")
-    parser.add_argument("--ootd-variant", default="hd", choices=("hd", "dc"), help="ootd style arm band width")
-    parser.add_argument("--width", type=_size, default=576, help="working width (default 576)")
-    parser.add_argument("--height", type=_size, default=768, help="working height (default 768)")
-    parser.add_argument("--batch-size", type=_positive_int, default=None, help="model batch size (default: from the GPU's memory; 4 on CPU)")
-    parser.add_argument("--max-batch-size", type=_positive_int, default=64,
-                        help="cap on the batch size derived from GPU memory, and Ray's batch for model stages")
-    parser.add_argument("--no-probe", dest="probe", action="store_false",
+    parser.add_argument("--ootd-variant", default=d("ootd_variant"), choices=OOTD_VARIANTS,
+                        help="ootd style arm band width")
+    parser.add_argument("--width", type=_size, default=d("width"), help=f"working width (default {d('width')})")
+    parser.add_argument("--height", type=_size, default=d("height"), help=f"working height (default {d('height')})")
+    parser.add_argument("--batch-size", type=_positive_int, default=d("batch_size"),
+                        help="model batch size (default: from the GPU's memory; 4 on CPU)")
+    parser.add_argument("--max-batch-size", type=_positive_int, default=d("max_batch_size"),
+                        help="cap on the batch size derived from GPU memory, and Ray's batch for model stages "
+                             f"(default {d('max_batch_size')})")
+    parser.add_argument("--no-probe", dest="probe", action="store_false", default=d("probe"),
                         help="size GPU batches from the original tool's memory table instead of a probe")
-    parser.add_argument("--compile", action="store_true",
+    parser.add_argument("--compile", action="store_true", default=d("compile"),
                         help="torch.compile the parser network (opt-in: each actor's first batches are slow "
                              "while it compiles; see bench/RESULTS.md for what it gains)")
-    parser.add_argument("--device", default="auto", choices=DEVICES, help="where the models run")
-    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+    parser.add_argument("--device", default=d("device"), choices=DEVICES, help="where the models run")
+    parser.add_argument("--precision", default=d("precision"), choices=PRECISIONS,
                         help="auto: bf16 (fp16 where unsupported) on GPU, fp32 on CPU")
-    parser.add_argument("--limit", type=_positive_int, default=None, help="only the first N input rows")
-    parser.add_argument("--num-cpus", type=_positive_int, default=None,
+    parser.add_argument("--limit", type=_positive_int, default=d("limit"), help="only the first N input rows")
+    parser.add_argument("--num-cpus", type=_positive_int, default=d("num_cpus"),
                         help="CPUs for a local Ray instance (default: all)")
-    parser.add_argument("--gpu-fraction", type=_fraction, default=0.5,
-                        help="share of a GPU each model actor asks for (default 0.5: both stages on every GPU)")
-    parser.add_argument("--address", default=None,
+    parser.add_argument("--gpu-fraction", type=_fraction, default=d("gpu_fraction"),
+                        help=f"share of a GPU each model actor asks for (default {d('gpu_fraction')}: both stages "
+                             "on every GPU)")
+    parser.add_argument("--address", default=d("address"),
                         help="Ray cluster to connect to (default: RAY_ADDRESS, else a local instance)")
-    parser.add_argument("--max-error-rate", type=_fraction, default=0.5,
+    parser.add_argument("--max-error-rate", type=_fraction, default=d("max_error_rate"),
                         help="stop when more than this share of the first --error-rate-window rows fail "
-                             "(default 0.5): a broken model or config should not make a million error rows")
-    parser.add_argument("--error-rate-window", type=_positive_int, default=200, help="(default 200)")
-    parser.add_argument("--rows-per-part", type=_positive_int, default=64,
+                             f"(default {d('max_error_rate')}): a broken model or config should not make a "
+                             "million error rows")
+    parser.add_argument("--error-rate-window", type=_positive_int, default=d("error_rate_window"),
+                        help=f"(default {d('error_rate_window')})")
+    parser.add_argument("--rows-per-part", type=_positive_int, default=d("rows_per_part"),
                         help="rows per manifest part file: smaller parts lose less work to a kill, "
-                             "larger ones make resume and readers faster (default 64)")
-    parser.add_argument("--progress", default="auto", choices=("auto", "bars", "lines"),
+                             f"larger ones make resume and readers faster (default {d('rows_per_part')})")
+    parser.add_argument("--progress", default=d("progress"), choices=("auto", "bars", "lines"),
                         help="progress display: bars in a terminal, plain log lines otherwise")

@@ -13,9 +13,10 @@ from collections import Counter
 import pyarrow as pa
 
 from . import sources
-from .config import OUTPUT_DEFINING, RunConfig
+from .config import OUTPUT_DEFINING, RunConfig, default
 from .resources import StagePlan, plan_model_stages, resolve_precision
 from .runstate import RUN_JSON, SUMMARY_JSON, RunLock, read_json, write_json
+from .schema import ERROR, TIMINGS, VtonError
 from .sinks import MANIFEST_DIR, drop_rows_with_status, read_manifest
 from .storage import OutputFolder
 
@@ -30,7 +31,7 @@ LOG_EVERY_S = 10.0
 FORWARDED_ENV = ("HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE")  # no secrets here
 
 
-class RunError(RuntimeError):
+class RunError(VtonError):
     """The run cannot start or cannot go on; the CLI prints it on one line and exits non-zero."""
 
 
@@ -65,7 +66,7 @@ def build_dataset(rows: pa.Table, config: RunConfig, run_info: dict, plan: Stage
 
     from .compose import mask_batch
     from .decode import decode_batch
-    from .parser import ParseStage
+    from .registry import family
     from .sinks import write_batch
 
     # Small blocks spread a small dataset over every CPU; a big one gets fewer, larger blocks, since
@@ -86,55 +87,52 @@ def build_dataset(rows: pa.Table, config: RunConfig, run_info: dict, plan: Stage
         model_args["num_gpus"] = plan.num_gpus
     stage_args = dict(device=device, precision=precision, torch_threads=plan.torch_threads,
                       batch_size=config.batch_size, max_batch_size=config.max_batch_size,
-                      gpu_share=plan.num_gpus or 1.0, probe=config.probe)
-    dataset = dataset.map_batches(ParseStage, fn_constructor_kwargs=dict(
-        source=config.parser, labels=config.labels, width=config.width, height=config.height,
-        compile=config.compile, **stage_args),
-        **model_args)
+                      gpu_share=plan.num_gpus or 1.0, probe=config.probe, width=config.width, height=config.height)
+    dataset = dataset.map_batches(family("parser", config.parser_family).stage_class(), fn_constructor_args=(config.parser,),
+                                  fn_constructor_kwargs=dict(labels=config.labels, compile=config.compile, **stage_args),
+                                  **model_args)
     if config.pose_from is not None:
         from .pose import pose_from_files_batch
 
         dataset = dataset.map_batches(pose_from_files_batch, batch_size=DECODE_BATCH, batch_format="numpy",
                                       fn_kwargs={"folder": config.pose_from}, num_cpus=0.25)
     elif config.pose_enabled:
-        from .pose import PoseStage
-
-        dataset = dataset.map_batches(PoseStage, fn_constructor_kwargs=dict(
-            source=config.pose, width=config.width, height=config.height, **stage_args), **model_args)
+        dataset = dataset.map_batches(family("pose", config.pose_family).stage_class(), fn_constructor_args=(config.pose,),
+                                      fn_constructor_kwargs=stage_args, **model_args)
     dataset = dataset.map_batches(mask_batch, batch_size=MASK_BATCH, batch_format="numpy",
                                   fn_kwargs=dict(style=config.style, fill=config.fill,
                                                  ootd_variant=config.ootd_variant),
                                   num_cpus=plan.task_num_cpus)
     return dataset.map_batches(write_batch, batch_size=config.rows_per_part, batch_format="numpy",
-                               fn_kwargs=dict(out=config.output, run_info=run_info), num_cpus=0.25)
+                               fn_kwargs=dict(out=config.output, run_info=run_info, layout=config.layout),
+                               num_cpus=0.25)
 
 
-def check_models(config: RunConfig) -> dict:
-    """Fail at start, not in an actor, when a model cannot be found or its labels cannot be mapped."""
-    from .labels import LabelSchemaError, mapping_for
-    from .parser import ModelLoadError, load_parser_config
+def check_run(config: RunConfig) -> dict:
+    """Everything a run needs, checked at start before OUT is touched: its plug-ins resolve, the
+    keypoint folder exists, and every model is found (all of them, one message). Returns the
+    values the manifest records of what produced the rows."""
+    from .layouts import get_layout
+    from .masks import style_of
+    from .registry import check_models
 
     try:
-        mapping_for(load_parser_config(config.parser).id2label, config.labels)
-    except (ModelLoadError, LabelSchemaError) as error:
-        raise RunError(str(error)) from error
-    if config.pose_from is not None:
-        if not os.path.isdir(config.pose_from):
-            raise RunError(f"--pose-from folder {config.pose_from!r} does not exist")
-    elif config.pose_enabled:
-        from .pose import ModelLoadError as PoseLoadError, locate_body_weights
-
-        try:
-            locate_body_weights(config.pose)
-        except PoseLoadError as error:
-            raise RunError(str(error)) from error
+        get_layout(config.layout)
+        style_of(config.style)
+    except ValueError as error:
+        raise RunError(str(error)) from None
+    if config.pose_from is not None and not os.path.isdir(config.pose_from):
+        raise RunError(f"--pose-from folder {config.pose_from!r} does not exist")
+    check_models(config)
     return {"parser": config.parser, "pose_model": config.pose_label, "style": config.style}
 
 
 def _differences(previous: dict, config: RunConfig) -> list[str]:
     current = config.to_dict()
-    return [f"{name}: {previous.get(name)!r} -> {current[name]!r}" for name in OUTPUT_DEFINING
-            if previous.get(name) != current[name]]
+    # A setting a run.json predates had its default then.
+    before = {name: previous.get(name, default(name)) for name in OUTPUT_DEFINING}
+    return [f"{name}: {before[name]!r} -> {current[name]!r}" for name in OUTPUT_DEFINING
+            if before[name] != current[name]]
 
 
 class Progress:
@@ -156,7 +154,7 @@ class Progress:
 
     def update(self, batch: dict) -> None:
         self.counts.update(str(s) for s in batch["status"])
-        for name in ("ms_decode", "ms_parse", "ms_pose", "ms_mask", "ms_write"):
+        for name in TIMINGS:
             self.stage_ms[name] += float(batch[name].sum())
         now = time.monotonic()
         if self.lines and now - self.last_log >= LOG_EVERY_S:
@@ -231,7 +229,7 @@ def prepare_output(out: OutputFolder, config: RunConfig, overwrite: bool, retry_
             raise RunError(f"{config.output} holds a run with other settings ({'; '.join(changed)}); "
                            "use --overwrite to start over, or another --output")
     if overwrite:
-        clear_outputs(out)
+        clear_outputs(out, config)
     out.clear_temporary()
     if retry_errors:
         removed = drop_rows_with_status(config.output, "error")
@@ -264,7 +262,7 @@ class ErrorRateGuard:
             return
         statuses = batch["status"][: self.window - self.seen]
         self.seen += len(statuses)
-        failed = [str(e) for s, e in zip(statuses, batch["error"]) if s == "error"]
+        failed = [str(e) for s, e in zip(statuses, batch["error"]) if s == ERROR]
         self.failed += len(failed)
         self.errors.update(e.split(":")[0] for e in failed)
         if self.seen >= self.window:
@@ -316,11 +314,10 @@ def run(config: RunConfig, overwrite: bool = False, retry_errors: bool = False, 
         rows = sources.list_rows(config.input, config.category, config.limit)
     except (sources.InputError, ValueError) as error:
         raise RunError(str(error)) from error
-    out = OutputFolder(config.output)
-    out.make_dirs()
+    run_info = check_run(config)  # before OUT is touched: a run that cannot start leaves nothing behind
+    out = open_output(config.output)
     with RunLock(out) as lock, StopSignal() as stop:
         prepare_output(out, config, overwrite, retry_errors)
-        run_info = check_models(config)
         rows, resumed = pending_rows(rows, config)
         if resumed:
             log.warning("resuming: %d rows already in the manifest, %d to do", resumed, rows.num_rows)
@@ -341,12 +338,42 @@ def run(config: RunConfig, overwrite: bool = False, retry_errors: bool = False, 
     return summary
 
 
-def clear_outputs(out: OutputFolder) -> None:
-    """--overwrite: remove what a run writes, nothing else."""
-    for folder in (MANIFEST_DIR, "masks", "masked", "parse", "pose", "crops", "report"):
+def open_output(output: str) -> OutputFolder:
+    """OUT, created; a path that cannot be a folder is a one-line RunError, not a traceback."""
+    try:
+        out = OutputFolder(output)
+        out.make_dirs()
+    except FileExistsError:
+        raise RunError(f"--output {output!r} exists and is not a folder; pass a folder path") from None
+    except (FileNotFoundError, NotADirectoryError):
+        raise RunError(f"cannot create --output {output!r}: a folder above it is missing or is a file") from None
+    except PermissionError:
+        raise RunError(f"cannot create --output {output!r}: permission denied") from None
+    except OSError as error:
+        raise RunError(f"cannot create --output {output!r}: {error.strerror or error}") from None
+    return out
+
+
+def clear_outputs(out: OutputFolder, config: RunConfig) -> None:
+    """--overwrite: remove what a run writes, nothing else (the folders of the layout that wrote
+    OUT before, and of this run's, when they differ)."""
+    from .layouts import get_layout
+
+    previous = (read_json(out, RUN_JSON) or {}).get("config", {})
+    layouts = {config.layout, previous.get("layout", default("layout"))}
+    folders = {folder for name in layouts for folder in _layout_folders(name, get_layout)}
+    for folder in (MANIFEST_DIR, *sorted(folders), "report"):
         out.delete(folder)
     for name in (RUN_JSON, SUMMARY_JSON):
         out.delete(name)
+
+
+def _layout_folders(name: str, get_layout) -> tuple:
+    try:
+        return get_layout(name).folders
+    except VtonError:  # a plug-in layout that is gone: its folders stay
+        log.warning("--overwrite: layout %r of the previous run cannot be loaded; its folders are kept", name)
+        return ()
 
 
 def summarize(config: RunConfig, out: OutputFolder, progress: Progress, device, precision, resumed: int) -> dict:

@@ -13,14 +13,14 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import storage
-from .sources import ERROR, PENDING, SKIPPED
+from .schema import ERROR, PENDING, SKIPPED, VtonError
 
 # Pillow's own bomb check only warns below 2x its limit (and raises above it); we refuse from the
 # header, before decoding, above max_pixels.
 MAX_PIXELS = 178_956_970
 
 
-class DecodeError(ValueError):
+class DecodeError(VtonError, ValueError):
     """A photo that cannot be used; the message goes into the manifest row's `error`."""
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .schema import VtonError
+
 CANONICAL = (
     "background", "hat", "hair", "sunglasses", "upper_clothes", "skirt", "pants", "dress",
     "belt", "left_shoe", "right_shoe", "face", "left_leg", "right_leg", "left_arm", "right_arm",
@@ -29,7 +31,7 @@ CATEGORIES = ("upper_body", "lower_body", "dresses", "other")
 GARMENT_CATEGORIES = CATEGORIES[:3]
 PASSTHROUGH_CATEGORY = "other"
 
-# Garments that define the mask in the rect, parse and crop styles (DESIGN.md's table).
+# Garments that define the mask in the rect, parse and crop styles (docs/masks.md, Styles).
 GARMENTS = {
     "upper_body": (UPPER_CLOTHES,),
     "lower_body": (SKIRT, PANTS),
@@ -121,7 +123,7 @@ _TARGET_OF_NAME = _target_of_name()
 _GENERIC_NAME = re.compile(r"^label_?\d+$")
 
 
-class LabelSchemaError(ValueError):
+class LabelSchemaError(VtonError, ValueError):
     """A checkpoint's labels cannot be mapped onto the canonical set."""
 
 

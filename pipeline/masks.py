@@ -82,22 +82,31 @@ def make_mask(labels, keypoints, category, style="rect", *, ootd_variant="hd", p
     labels = _check_labels(labels)
     keypoints = _check_keypoints(keypoints)
     category = _garment_category(category)
-    if style not in STYLES:
-        raise ValueError(f"unknown mask style {style!r} (expected one of {', '.join(STYLES)})")
     if ootd_variant not in OOTD_VARIANTS:
         raise ValueError(f"unknown ootd_variant {ootd_variant!r} (expected one of {', '.join(OOTD_VARIANTS)})")
+    style_function = style_of(style)
     if labels.size == 0:
         return np.zeros(labels.shape, np.uint8)
     person = main_person(labels) if person is None else np.asarray(person, bool)
-    if style == "rect":
-        mask = rect_mask(labels, category, person)
-    elif style == "crop":
-        mask = crop_mask(labels, category, person)
-    elif style == "parse":
-        mask = parse_mask(labels, category, person)
-    else:
-        mask = ootd_mask(labels, keypoints, category, person, ARM_WIDTH[ootd_variant])
-    return _u8(mask) * np.uint8(255)
+    mask = style_function(labels, keypoints, category, person, ootd_variant=ootd_variant)
+    return _u8(np.asarray(mask) > 0) * np.uint8(255)
+
+
+def style_of(style: str):
+    """The function of a mask style: a name in STYLE_FUNCTIONS or a `package.module:name` reference.
+
+    A style function takes (labels, keypoints, category, person, *, ootd_variant) as make_mask
+    validated them and returns an HxW mask (bool, or nonzero = repaint).
+    """
+    from pipeline.plugins import PluginError, resolve
+
+    try:
+        found = resolve(str(style), STYLE_FUNCTIONS, "mask style")
+    except PluginError as error:
+        raise ValueError(str(error)) from None
+    if not callable(found):
+        raise ValueError(f"mask style {style!r} is not a function")
+    return found
 
 
 def quality_flags(labels, keypoints, persons, category, mask, *, person=None) -> list[str]:
@@ -391,3 +400,12 @@ def _garment_category(category) -> str:
     if category == PASSTHROUGH_CATEGORY:
         raise ValueError(f"category {category!r} has no mask: the row is passed through")
     return category
+
+
+STYLE_FUNCTIONS = {
+    "rect": lambda labels, keypoints, category, person, **_: rect_mask(labels, category, person),
+    "ootd": lambda labels, keypoints, category, person, *, ootd_variant="hd", **_: ootd_mask(
+        labels, keypoints, category, person, ARM_WIDTH[ootd_variant]),
+    "parse": lambda labels, keypoints, category, person, **_: parse_mask(labels, category, person),
+    "crop": lambda labels, keypoints, category, person, **_: crop_mask(labels, category, person),
+}

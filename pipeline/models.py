@@ -14,8 +14,8 @@ import argparse
 import os
 import sys
 
-from .config import DEFAULT_POSE
-from .parser import DEFAULT_PARSER
+from .registry import DEFAULT_PARSER, DEFAULT_POSE, PARSER_FAMILIES, POSE_FAMILIES, family
+from .schema import ModelLoadError, VtonError
 
 # What SegFormer's from_pretrained reads: config, preprocessing, weights (safetensors first,
 # sharded or not; the PyTorch pickle only for checkpoints without safetensors).
@@ -24,11 +24,17 @@ PARSER_FILES = ["config.json", "preprocessor_config.json", "model.safetensors", 
 PARSER_FALLBACK_FILES = ["pytorch_model.bin", "pytorch_model.bin.index.json", "pytorch_model-*.bin"]
 
 
-class FetchError(RuntimeError):
+class FetchError(VtonError):
     """A model could not be fetched; the message says why and what to do."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .plugins import argument
+
+    parser.add_argument("--parser-family", default="segformer", type=argument(PARSER_FAMILIES, "parser family"),
+                        help="kind of parser model (default: segformer), or a ModelFamily's package.module:name")
+    parser.add_argument("--pose-family", default="openpose", type=argument(POSE_FAMILIES, "pose family"),
+                        help="kind of pose model (default: openpose), or a ModelFamily's package.module:name")
     parser.add_argument("--parser", default=DEFAULT_PARSER, metavar="ID_OR_DIR",
                         help=f"SegFormer checkpoint to fetch (default: {DEFAULT_PARSER}); a local folder is only checked")
     parser.add_argument("--pose", default=DEFAULT_POSE, metavar="ID_OR_DIR|none",
@@ -79,6 +85,7 @@ def fetch_parser(source: str) -> str:
     from huggingface_hub import snapshot_download
 
     if is_local(source):
+        check_parser_offline(source)
         return os.path.abspath(os.path.expanduser(source))
     try:
         folder = snapshot_download(source, allow_patterns=PARSER_FILES)
@@ -86,6 +93,7 @@ def fetch_parser(source: str) -> str:
             folder = snapshot_download(source, allow_patterns=PARSER_FILES + PARSER_FALLBACK_FILES)
     except Exception as error:  # huggingface_hub raises its own errors, OSError, httpx errors...
         raise _explain(source, error) from error
+    check_parser_offline(source)
     return folder
 
 
@@ -103,7 +111,7 @@ def check_parser_offline(source: str) -> None:
 
 def fetch_pose(source: str) -> str:
     """The body weights file (downloaded into the hub cache for a hub id); its local path."""
-    from .pose import ModelLoadError, locate_body_weights
+    from .pose import locate_body_weights
 
     try:
         return locate_body_weights(source)  # the run's own lookup: hf_hub_download for a hub id
@@ -112,23 +120,24 @@ def fetch_pose(source: str) -> str:
         raise (_explain(source, cause) if cause is not None else FetchError(str(error))) from error
 
 
-def fetch(parser: str, pose: str, stream=sys.stdout) -> None:
+def fetch(parser: str, pose: str, stream=sys.stdout, parser_family: str = "segformer",
+          pose_family: str = "openpose") -> None:
     def say(text: str) -> None:
         print(text, file=stream, flush=True)
 
     say(f"hub cache: {hub_cache()}" + (" (HF_TOKEN set)" if os.environ.get("HF_TOKEN") else ""))
+    parsers = family("parser", parser_family)
     if is_local(parser):
-        check_parser_offline(parser)
+        parsers.fetch_source(parser)
         say(f"parser {parser}: a local folder, nothing to fetch (every node must see this path)")
     else:
-        folder = fetch_parser(parser)
-        check_parser_offline(parser)
-        files = ", ".join(sorted(os.listdir(folder)))
+        folder = parsers.fetch_source(parser)
+        files = ", ".join(sorted(os.listdir(folder))) if os.path.isdir(folder) else os.path.basename(folder)
         say(f"parser {parser}: cached in {folder} ({files}; {_megabytes(_folder_size(folder))}), loads offline")
     if str(pose).lower() == "none":
         say("pose: none")
     else:
-        path = fetch_pose(pose)
+        path = family("pose", pose_family).fetch_source(pose)
         where = "local, nothing to fetch (every node must see this path)" if is_local(pose) else "cached"
         say(f"pose {pose}: {where}: {path} ({_megabytes(os.path.getsize(path))})")
     from huggingface_hub import constants
@@ -139,8 +148,8 @@ def fetch(parser: str, pose: str, stream=sys.stdout) -> None:
 
 def run_from_args(args: argparse.Namespace) -> int:
     try:
-        fetch(args.parser, args.pose)
-    except FetchError as error:
+        fetch(args.parser, args.pose, parser_family=args.parser_family, pose_family=args.pose_family)
+    except VtonError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

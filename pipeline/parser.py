@@ -7,28 +7,38 @@ maps come back to the host, then the label mapping).
 """
 from __future__ import annotations
 
-import time
+import os
 from contextlib import nullcontext
 
 import numpy as np
 
 from .labels import LabelMapping, mapping_for
+from .modelstage import ModelStage
+from .registry import DEFAULT_PARSER
 from .resources import torch_dtype
-
-DEFAULT_PARSER = "matei-dorian/segformer-b5-finetuned-human-parsing"
-FAST_PARSER = "mattmdjaga/segformer_b2_clothes"
+from .schema import ModelLoadError, first_line
 
 
-class ModelLoadError(RuntimeError):
-    """A model that cannot be loaded; the run stops at start with this message."""
 
-
-def _load_error(kind: str, source: str, error: Exception, option: str) -> ModelLoadError:
-    reason = (str(error).splitlines() or [""])[0].rstrip(". ")
+def _load_error(source: str, error: Exception) -> ModelLoadError:
+    """One line naming the checkpoint; the way out depends on whether it is a folder or a hub id."""
+    reason = first_line(error)
+    if os.path.isdir(os.path.expanduser(source)):
+        return ModelLoadError(
+            f"cannot load the parser folder {source!r}: {type(error).__name__}: {reason}. A SegFormer "
+            "checkpoint folder holds config.json and model.safetensors (as save_pretrained writes them)")
+    if looks_like_path(source):
+        return ModelLoadError(f"the parser folder {source!r} does not exist; pass --parser a SegFormer "
+                              "checkpoint folder or a Hugging Face hub id")
     return ModelLoadError(
-        f"cannot load the {kind} {source!r}: {type(error).__name__}: {reason}. "
-        f"Without network access, download it elsewhere and pass its local folder with {option} /path/to/folder "
-        f"(or set HF_HOME to a cache that holds it and HF_HUB_OFFLINE=1).")
+        f"cannot load the parser {source!r}: {type(error).__name__}: {reason}. "
+        f"Without network access, download it elsewhere and pass its local folder with --parser /path/to/folder "
+        f"(or set HF_HOME to a cache that holds it and HF_HUB_OFFLINE=1)")
+
+
+def looks_like_path(source: str) -> bool:
+    """A hub id is `owner/name`; anything else (absolute, relative with ./, deeper) is a path."""
+    return source.startswith((os.sep, ".", "~")) or source.count("/") != 1
 
 
 class SegformerParser:
@@ -45,7 +55,7 @@ class SegformerParser:
         try:
             self.model = SegformerForSemanticSegmentation.from_pretrained(self.source)
         except Exception as error:  # transformers raises OSError, ValueError, HF hub errors...
-            raise _load_error("parser", self.source, error, "--parser") from error
+            raise _load_error(self.source, error) from error
         try:
             processor = SegformerImageProcessor.from_pretrained(self.source)
         except Exception:
@@ -107,46 +117,33 @@ class SegformerParser:
             return self.postprocess(logits, tuple(images.shape[1:3]))
 
 
-class ParseStage:
-    """The parse stage on a batch: parses the rows still pending, leaves the others untouched.
+class ParseStage(ModelStage):
+    """The parse stage: canonical label maps (`labels`, uint8 (N, H, W) at the working size)."""
 
-    Ray's batch is re-chunked into the actor's own batch size (from the GPU's memory unless
-    --batch-size forces it); a CUDA out-of-memory error halves the chunk and retries.
-    """
+    name = "parse"
+    # The original tool's memory guide for SegFormer-B5: weights, CUDA context and workspace, then
+    # per image at 576x768.
+    memory_seed = (2.5 * 2**30, 0.5 * 2**30)
 
-    def __init__(self, source: str, labels: str = "auto", device: str = "cpu", precision: str = "fp32",
-                 torch_threads: int | None = None, batch_size: int | None = None, max_batch_size: int = 64,
-                 gpu_share: float = 0.5, probe: bool = True, width: int = 576, height: int = 768,
-                 compile: bool = False):
+    def load(self, source: str, *, device: str, precision: str, max_batch_size: int, labels: str = "auto",
+             compile: bool = False) -> SegformerParser:
         from transformers.utils import logging as transformers_logging
 
-        from .batching import AdaptiveBatches, choose_batch_size
-
         transformers_logging.disable_progress_bar()  # one bar per actor floods the job log
-        if torch_threads:
-            import torch
+        return SegformerParser(source, labels=labels, device=device, precision=precision, compile=compile)
 
-            torch.set_num_threads(torch_threads)
-        self.parser = SegformerParser(source, labels=labels, device=device, precision=precision, compile=compile)
-        size, self.memory_model = choose_batch_size(
-            stage="parse", device=device, requested=batch_size, max_batch=max_batch_size, share=gpu_share,
-            use_probe=probe, run_probe=lambda n: self.parser.parse(np.zeros((n, height, width, 3), np.uint8)))
-        self.run = AdaptiveBatches(self.parser.parse, size, np.concatenate, name="parse")
+    @property
+    def parser(self) -> SegformerParser:
+        return self.model
 
-    def __call__(self, batch: dict) -> dict:
-        from .sources import PENDING
+    def infer(self, images: np.ndarray) -> np.ndarray:
+        return self.model.parse(images)
 
-        images = batch["image"]
-        labels = np.zeros(images.shape[:3], dtype=np.uint8)
-        pending = np.flatnonzero(np.asarray(batch["status"]) == PENDING)
-        milliseconds = np.zeros(len(images), dtype=np.float32)
-        if pending.size:
-            started = time.perf_counter()
-            labels[pending] = self.run(images[pending])
-            milliseconds[pending] = (time.perf_counter() - started) * 1000.0 / pending.size
-        out = dict(batch)
-        out.update(labels=labels, ms_parse=milliseconds)
-        return out
+    def empty_columns(self, images: np.ndarray) -> dict:
+        return {"labels": np.zeros(images.shape[:3], dtype=np.uint8)}
+
+    def store(self, columns: dict, rows: np.ndarray, result: np.ndarray) -> None:
+        columns["labels"][rows] = result
 
 
 def load_parser_config(source: str):
@@ -156,4 +153,10 @@ def load_parser_config(source: str):
     try:
         return AutoConfig.from_pretrained(str(source))
     except Exception as error:
-        raise _load_error("parser", str(source), error, "--parser") from error
+        raise _load_error(str(source), error) from error
+
+
+def check_source(source: str, labels: str = "auto") -> None:
+    """Start-up check: the checkpoint's config is found and its labels map onto ATR-18
+    (ModelLoadError, LabelSchemaError)."""
+    mapping_for(load_parser_config(source).id2label, labels)

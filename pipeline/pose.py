@@ -34,18 +34,17 @@ import numpy as np
 from pipeline.pose_files import (  # noqa: F401  (re-exported: the stage's public API)
     find_keypoints_file, keypoints_for_row, load_keypoints_file, to_openpose_json,
 )
-from pipeline.pose_post import NUM_PARTS, DeviceMaps, PAD_VALUE, geometry, postprocess
+from pipeline.modelstage import ModelStage
+from pipeline.pose_post import NUM_PARTS, PAD_VALUE, DeviceMaps, geometry, postprocess
+from pipeline.registry import DEFAULT_POSE
+from pipeline.resources import torch_dtype
+from pipeline.schema import PRECISIONS, ModelLoadError, first_line
 
-DEFAULT_REPO = "lllyasviel/Annotators"
+DEFAULT_REPO = DEFAULT_POSE
 BODY_FILE = "body_pose_model.pth"
 # controlnet_aux's own special case (OpenposeDetector.from_pretrained).
 REPO_FILES = {"lllyasviel/ControlNet": "annotator/ckpts/body_pose_model.pth"}
 
-PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-
-
-class ModelLoadError(RuntimeError):
-    """The pose model could not be loaded; the message names the source and the way out."""
 
 
 def _how_to_fix(source: str) -> str:
@@ -108,7 +107,7 @@ def resolve_weights(source: str) -> str:
     except Exception as exc:  # network, auth, missing file: all end the same way
         raise ModelLoadError(
             f"Could not download {filename} from the Hugging Face hub repo {source!r} "
-            f"({type(exc).__name__}: {exc}). " + _how_to_fix(source)) from exc
+            f"({type(exc).__name__}: {first_line(exc)}). " + _how_to_fix(source)) from exc
 
 
 def load_body_net(source: str, device="cpu"):
@@ -147,7 +146,7 @@ def load_body_net(source: str, device="cpu"):
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
-        raise ModelLoadError(f"{path!r} does not fit the OpenPose body network: {exc}") from exc
+        raise ModelLoadError(f"{path!r} does not fit the OpenPose body network: {first_line(exc)}") from exc
     net.eval()
     for p in net.parameters():
         p.requires_grad_(False)
@@ -194,12 +193,12 @@ class PoseEstimator:
                  post_chunk=8):
         import torch
 
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        if precision not in PRECISIONS or precision == "auto":
+            raise ValueError(f"precision must be one of fp32, bf16, fp16, got {precision!r}")
         self.device = torch.device(device)
         if precision == "fp16" and self.device.type == "cpu":
             raise ValueError("fp16 needs a GPU; on the CPU use fp32 (or bf16)")
-        self.dtype = getattr(torch, PRECISIONS[precision])
+        self.dtype = torch_dtype(precision)
         self.precision = precision
         if isinstance(source, torch.nn.Module):
             net = source.eval().to(self.device)
@@ -240,10 +239,6 @@ class PoseEstimator:
         with torch.inference_mode():
             pafs, heat = self.net(x.to(self.dtype))
         return pafs.float(), heat.float()
-
-    def postprocess(self, pafs, heatmaps, height: int, width: int) -> PoseBatch:
-        per_image = postprocess(pafs, heatmaps, height, width, self._maps, self.post_chunk)
-        return batch_from_people(per_image)
 
     # -- public ----------------------------------------------------------------------------
 
@@ -290,7 +285,7 @@ def _concat_pose_batches(batches: list) -> PoseBatch:
 
 
 def locate_body_weights(source: str) -> str:
-    """Check at start that the pose weights can be found (hub download included); the path."""
+    """Start-up check that the pose weights can be found (hub download included); the path."""
     return resolve_weights(source)
 
 
@@ -303,69 +298,47 @@ MAX_PEOPLE = 8      # persons kept per row in the fixed-shape `people` column (m
 
 def _empty_pose_columns(count: int, max_people: int) -> dict:
     return {"people": np.full((count, max_people, NUM_PARTS, 3), np.nan, np.float32),
-            "persons": np.zeros(count, np.int16),
-            "ms_pose": np.zeros(count, np.float32)}
+            "persons": np.zeros(count, np.int16)}
 
 
-class PoseStage:
+class PoseStage(ModelStage):
     """The pose stage: keypoints for the rows still pending, the other rows untouched.
 
     Adds ``people`` float32 (N, MAX_PEOPLE, 18, 3) in the working image's pixels (main person
     first, NaN padding; a row with no person is all NaN), ``persons`` int16 (N,) (persons found,
-    which may exceed MAX_PEOPLE) and ``ms_pose``. A batch the model fails on is retried one image
-    at a time; an image that still fails becomes that row's error.
+    which may exceed MAX_PEOPLE) and ``ms_pose``.
     """
 
-    def __init__(self, source: str = DEFAULT_REPO, device: str = "cpu", precision: str = "fp32",
-                 torch_threads: int | None = None, batch_size: int | None = None, max_batch_size: int = 64,
-                 gpu_share: float = 0.5, probe: bool = True, width: int = 576, height: int = 768,
-                 max_people: int = MAX_PEOPLE):
-        from pipeline.batching import AdaptiveBatches, choose_batch_size
-        from pipeline.resources import resolve_device, resolve_precision
+    name = "pose"
+    # The original tool's memory guide for the OpenPose body network (fixed, per image).
+    memory_seed = (1.5 * 2**30, 0.5 * 2**30)
 
-        if torch_threads:
-            import torch
-            torch.set_num_threads(torch_threads)
-        device = resolve_device(device) if device == "auto" else device
-        precision = resolve_precision(str(device), precision) if precision == "auto" else precision
-        # The estimator sees whole chunks; their size comes from the GPU's memory (see batching).
-        self.estimator = PoseEstimator(source, device=device, precision=precision, batch_size=max_batch_size)
-        size, self.memory_model = choose_batch_size(
-            stage="pose", device=str(device), requested=batch_size, max_batch=max_batch_size, share=gpu_share,
-            use_probe=probe, run_probe=lambda n: self.estimator.estimate(np.zeros((n, height, width, 3), np.uint8)))
-        self.run = AdaptiveBatches(self.estimator.estimate, size, _concat_pose_batches, name="pose")
+    def __init__(self, source: str = DEFAULT_REPO, *, max_people: int = MAX_PEOPLE, **options):
         self.max_people = int(max_people)
+        super().__init__(source, **options)
 
-    def __call__(self, batch: dict) -> dict:
-        from pipeline.sources import ERROR, PENDING
+    def load(self, source, *, device: str, precision: str, max_batch_size: int) -> PoseEstimator:
+        # The estimator sees whole chunks; their size comes from the GPU's memory (see batching).
+        return PoseEstimator(source, device=device, precision=precision, batch_size=max_batch_size)
 
-        images = batch["image"]
-        count = len(images)
-        status = np.array(batch["status"], dtype=object)
-        error = np.array(batch["error"], dtype=object)
-        columns = _empty_pose_columns(count, self.max_people)
-        pending = np.flatnonzero(status == PENDING)
-        if pending.size:
-            started = time.perf_counter()
-            try:
-                results = [(pending, self.run(images[pending]))]
-            except Exception:  # one image the model fails on: isolate it, one image at a time
-                results = []
-                for row in pending:
-                    try:
-                        results.append((np.array([row]), self.estimator.estimate(images[row:row + 1])))
-                    except Exception as failure:
-                        status[row] = ERROR
-                        error[row] = f"pose stage failed: {type(failure).__name__}: {failure}"
-            for rows, result in results:
-                for row, found in zip(rows, result.people):
-                    kept = found[: self.max_people]
-                    columns["people"][row, : len(kept)] = kept
-                    columns["persons"][row] = len(found)
-            columns["ms_pose"][pending] = (time.perf_counter() - started) * 1000.0 / pending.size
-        out = dict(batch)
-        out.update(columns, status=status, error=error)
-        return out
+    @property
+    def estimator(self) -> PoseEstimator:
+        return self.model
+
+    def infer(self, images: np.ndarray) -> PoseBatch:
+        return self.model.estimate(images)
+
+    def concat(self, results: list) -> PoseBatch:
+        return _concat_pose_batches(results)
+
+    def empty_columns(self, images: np.ndarray) -> dict:
+        return _empty_pose_columns(len(images), self.max_people)
+
+    def store(self, columns: dict, rows: np.ndarray, result: PoseBatch) -> None:
+        for row, found in zip(rows, result.people):
+            kept = found[: self.max_people]
+            columns["people"][row, : len(kept)] = kept
+            columns["persons"][row] = len(found)
 
 
 class PoseFromFilesStage:
@@ -386,12 +359,13 @@ class PoseFromFilesStage:
 
     def __call__(self, batch: dict) -> dict:
         from pipeline.pose_files import NO_FILE_FLAG, KeypointsFileError, find_keypoints_file
-        from pipeline.sources import ERROR, PENDING
+        from pipeline.schema import ERROR, PENDING
 
         count = len(batch["id"])
         status = np.array(batch["status"], dtype=object)
         error = np.array(batch["error"], dtype=object)
         columns = _empty_pose_columns(count, self.max_people)
+        columns["ms_pose"] = np.zeros(count, np.float32)
         flags = np.full(count, "", dtype=object)
         work_h, work_w = batch["image"].shape[1:3]
         for row in np.flatnonzero(status == PENDING):

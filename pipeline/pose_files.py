@@ -31,7 +31,9 @@ from functools import lru_cache
 
 import numpy as np
 
-NUM_PARTS = 18
+from pipeline.schema import NUM_KEYPOINTS, VtonError
+
+NUM_PARTS = NUM_KEYPOINTS
 # COCO-18 index -> BODY_25 index (BODY_25 adds MidHip at 8 and six foot points at 19..24).
 BODY25_TO_COCO18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
 DRESSCODE_FRAME = (384, 512)             # width, height
@@ -40,7 +42,7 @@ IMAGE_DIRS = ("image", "images", "img", "imgs")
 NO_FILE_FLAG = "no_keypoints_file"
 
 
-class KeypointsFileError(ValueError):
+class KeypointsFileError(VtonError, ValueError):
     """A keypoint file that exists but cannot be read as keypoints; names the file and why."""
 
 

@@ -29,6 +29,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from pipeline.schema import NUM_KEYPOINTS
+
 # controlnet_aux's constants (Body.__call__).
 BOXSIZE = 368
 SCALE_SEARCH = 0.5          # the only scale controlnet_aux uses: the net sees BOXSIZE * 0.5 = 184 px
@@ -46,7 +48,7 @@ LIMB_SEQ = ((2, 3), (2, 6), (3, 4), (4, 5), (6, 7), (7, 8), (2, 9), (9, 10), (10
 MAP_IDX = ((31, 32), (39, 40), (33, 34), (35, 36), (41, 42), (43, 44), (19, 20), (21, 22),
            (23, 24), (25, 26), (27, 28), (29, 30), (47, 48), (49, 50), (53, 54), (51, 52),
            (55, 56), (37, 38), (45, 46))
-NUM_PARTS = 18
+NUM_PARTS = NUM_KEYPOINTS
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from pipeline import storage
 from pipeline.labels import PALETTE
+from pipeline.schema import COCO18_LIMBS
 from pipeline.sinks import MANIFEST_DIR
 from pipeline.storage import OutputFolder
 
@@ -42,9 +43,7 @@ ROW_COLUMNS = (
     "parse_path", "pose_path", "crop_path", "mask_bbox", "mask_area", "keypoints", "persons", "flags",
     "parser", "pose_model", "style",
 )
-# COCO-18 limbs (OpenPose's limbSeq, 0-based) and OpenPose's colours.
-LIMBS = ((1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12),
-         (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17))
+# OpenPose's colours, one per COCO-18 limb.
 POSE_COLOURS = ((255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0),
                 (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255),
                 (0, 0, 255), (85, 0, 255), (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85))
@@ -167,7 +166,7 @@ def _keypoints(values, width, height, size) -> list[tuple[float, float] | None]:
 
 def _draw_pose(base, points) -> None:
     draw = ImageDraw.Draw(base)
-    for colour, (a, b) in zip(POSE_COLOURS, LIMBS):
+    for colour, (a, b) in zip(POSE_COLOURS, COCO18_LIMBS):
         if points[a] and points[b]:
             draw.line([points[a], points[b]], fill=colour, width=3)
     for colour, point in zip(POSE_COLOURS, points):

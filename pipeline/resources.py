@@ -1,11 +1,9 @@
 """Devices, precision and how the model stages share a node's CPUs and GPUs."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from .schema import DEVICES, PRECISIONS
 
 
 def cuda_available() -> bool:
@@ -100,7 +98,3 @@ def plan_model_stages(cluster_cpus: float, cluster_gpus: float, gpu_fraction: fl
     # when their resources match, which would run decode inside the model actor, one after the other.
     return StagePlan(actors=actors, num_gpus=0.0, num_cpus=min(task_cpus / 2, cpus / (2 * stages * actors)),
                      torch_threads=threads, task_num_cpus=task_cpus)
-
-
-def default_torch_threads() -> int:
-    return max(1, (os.cpu_count() or 1) // 2)

@@ -6,6 +6,7 @@ import os
 import socket
 import time
 
+from .schema import VtonError
 from .storage import OutputFolder
 
 LOCK = ".lock"
@@ -14,7 +15,7 @@ SUMMARY_JSON = "summary.json"
 STALE_AFTER_S = 600  # a lock not refreshed for this long belongs to a dead run on another host
 
 
-class RunLockedError(RuntimeError):
+class RunLockedError(VtonError):
     """Another live run holds OUT."""
 
 

@@ -14,10 +14,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .labels import NUM_LABELS
+from .layouts import Layout, get_layout
+from .schema import FILE_KINDS, NUM_KEYPOINTS, OK, TIMINGS
 from .storage import OutputFolder
 
 MANIFEST_DIR = "manifest"
-FILE_KINDS = ("mask", "masked", "parse", "pose", "crop")
 
 MANIFEST_SCHEMA = pa.schema([
     ("id", pa.string()), ("source", pa.string()), ("category", pa.string()),
@@ -26,13 +27,12 @@ MANIFEST_SCHEMA = pa.schema([
     *((f"{kind}_path", pa.string()) for kind in FILE_KINDS),
     ("mask_bbox", pa.list_(pa.int32(), 4)),
     ("mask_area", pa.float32()),
-    ("keypoints", pa.list_(pa.float32(), 54)),
+    ("keypoints", pa.list_(pa.float32(), NUM_KEYPOINTS * 3)),
     ("persons", pa.int16()),
     ("flags", pa.list_(pa.string())),
     ("label_fractions", pa.list_(pa.float32(), NUM_LABELS)),
     ("parser", pa.string()), ("pose_model", pa.string()), ("style", pa.string()),
-    ("ms_decode", pa.float32()), ("ms_parse", pa.float32()), ("ms_pose", pa.float32()),
-    ("ms_mask", pa.float32()), ("ms_write", pa.float32()),
+    *((name, pa.float32()) for name in TIMINGS),
 ])
 
 
@@ -43,7 +43,7 @@ def _text(values) -> list:
 def manifest_table(batch: dict, run_info: dict) -> pa.Table:
     """The manifest rows of a batch, from the stages' typed columns; what a row lacks is null."""
     count = len(batch["id"])
-    ok = np.asarray(batch["status"]) == "ok"
+    ok = np.asarray(batch["status"]) == OK
 
     def per_ok_row(values, convert):
         return [convert(values[i]) if ok[i] else None for i in range(count)]
@@ -65,10 +65,10 @@ def manifest_table(batch: dict, run_info: dict) -> pa.Table:
     for kind in FILE_KINDS:
         columns[f"{kind}_path"] = _text(optional(f"{kind}_path", ""))
     if "keypoints" in batch:
-        flat = np.asarray(batch["keypoints"], dtype=np.float32).reshape(count, 54)
+        flat = np.asarray(batch["keypoints"], dtype=np.float32).reshape(count, NUM_KEYPOINTS * 3)
         columns["keypoints"] = per_ok_row(flat, lambda v: v)
         columns["persons"] = per_ok_row(np.asarray(batch["persons"]), int)
-    for name in ("ms_decode", "ms_parse", "ms_pose", "ms_mask", "ms_write"):
+    for name in TIMINGS:
         if name in batch:  # a stage that did not run (pose off) leaves its timing null
             columns[name] = [float(v) for v in batch[name]]
     for name in ("parser", "pose_model", "style"):
@@ -84,31 +84,36 @@ def part_name(ids) -> str:
 
 
 class WriteStage:
-    """Writes files and the manifest part of each batch; returns one small row per input row."""
+    """Writes each row's files where the layout puts them, then the batch's manifest part;
+    returns one small row per input row (id, status, error, timings) for the driver."""
 
-    def __init__(self, out: str, run_info: dict):
+    def __init__(self, out: str, run_info: dict, layout: str | Layout = "native"):
         self.out = OutputFolder(out)
         self.run_info = run_info
+        self.layout = get_layout(layout) if isinstance(layout, str) else layout
 
     def __call__(self, batch: dict) -> dict:
         count = len(batch["id"])
         milliseconds = np.zeros(count, dtype=np.float32)
+        paths = {kind: np.full(count, "", dtype=object) for kind in FILE_KINDS}
         for row in range(count):
             started = time.perf_counter()
+            values = {name: batch[name][row] for name in ("id", "source", "category")}
             for kind in FILE_KINDS:
-                path = batch.get(f"{kind}_path")
-                if path is not None and path[row]:
-                    self.out.write_bytes(path[row], batch[f"{kind}_bytes"][row])
+                data = batch[f"{kind}_bytes"][row] if f"{kind}_bytes" in batch else b""
+                path = self.layout.path(values, kind, str(batch[f"{kind}_ext"][row])) if data else None
+                if path:
+                    self.out.write_bytes(path, data)
+                    paths[kind][row] = path
             milliseconds[row] = (time.perf_counter() - started) * 1000.0
-        batch = dict(batch, ms_write=milliseconds)
+        batch = dict(batch, ms_write=milliseconds, **{f"{kind}_path": paths[kind] for kind in FILE_KINDS})
         table = manifest_table(batch, self.run_info)
         buffer = pa.BufferOutputStream()
         pq.write_table(table, buffer)
         self.out.write_bytes(part_name(batch["id"]), buffer.getvalue().to_pybytes())
-        timings = ("ms_decode", "ms_parse", "ms_pose", "ms_mask", "ms_write")
         result = {name: np.asarray(table.column(name).to_pylist(), dtype=object) for name in ("id", "status", "error")}
         result.update({name: np.nan_to_num(np.asarray(table.column(name).to_pylist(), dtype=np.float32))
-                       for name in timings})
+                       for name in TIMINGS})
         return result
 
 
@@ -123,9 +128,9 @@ def read_manifest(out: str, columns: list[str] | None = None) -> pa.Table:
     return pa.concat_tables(tables, promote_options="default")
 
 
-def write_batch(batch: dict, out: str, run_info: dict) -> dict:
+def write_batch(batch: dict, out: str, run_info: dict, layout: str = "native") -> dict:
     """The write stage as a plain function, for Ray tasks."""
-    return WriteStage(out, run_info)(batch)
+    return WriteStage(out, run_info, layout)(batch)
 
 
 def drop_rows_with_status(out: str, status: str) -> int:

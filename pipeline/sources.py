@@ -16,6 +16,7 @@ import pyarrow.fs as pafs
 
 from . import storage
 from .labels import PASSTHROUGH_CATEGORY, normalize_category
+from .schema import ERROR, PENDING, SKIPPED, VtonError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 MANIFEST_EXTENSIONS = (".csv", ".parquet", ".jsonl")
@@ -26,10 +27,9 @@ ROW_SCHEMA = pa.schema([
     ("id", pa.string()), ("source", pa.string()), ("category", pa.string()),
     ("status", pa.string()), ("error", pa.string()),
 ])
-PENDING, OK, ERROR, SKIPPED = "pending", "ok", "error", "skipped"
 
 
-class InputError(ValueError):
+class InputError(VtonError, ValueError):
     """INPUT cannot be listed at all (the run cannot start)."""
 
 
@@ -37,7 +37,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def make_id(relative_path: str) -> str:
-    """DESIGN.md's id: relative path without extension, each segment sanitized, no '..' or root."""
+    """A row's id (README, Outputs): relative path without extension, each segment sanitized, no '..' or root."""
     text = str(relative_path).replace("\\", "/")
     stem, _ = posixpath.splitext(text)
     segments = []

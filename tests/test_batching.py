@@ -85,7 +85,8 @@ def test_parse_stage_recovers_from_an_injected_oom(tiny_parser_dir):
 
     stage.run.fn = flaky
     images = np.random.default_rng(0).integers(0, 255, (8, 64, 48, 3), dtype=np.uint8)
-    batch = {"image": images, "status": np.array(["pending"] * 7 + ["error"], dtype=object)}
+    batch = {"image": images, "status": np.array(["pending"] * 7 + ["error"], dtype=object),
+             "error": np.array([""] * 7 + ["cannot decode"], dtype=object)}
     out = stage(batch)
     assert out["labels"].shape == (8, 64, 48)
     assert np.array_equal(out["labels"][:7], real(images[:7]))

@@ -17,6 +17,7 @@ import torch
 from pipeline import pose_post as pp
 
 from pipeline.testing import pose_maps as pm
+from pipeline.schema import VtonError
 from pipeline.pose import (ModelLoadError, PoseBatch, PoseEstimator, load_body_net,
                            main_person_order, resolve_weights)
 
@@ -241,7 +242,7 @@ def test_load_errors_name_the_source(tmp_path, monkeypatch):
     (tmp_path / "body_pose_model.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(ModelLoadError, match="Could not read"):
         load_body_net(str(tmp_path))
-    assert issubclass(ModelLoadError, RuntimeError)
+    assert issubclass(ModelLoadError, VtonError)  # the CLI prints it on one line
 
     import huggingface_hub
     asked = []
@@ -300,7 +301,7 @@ def test_stage_imports_neither_ray_nor_controlnet_aux_package():
 def test_pose_stage_on_a_batch(monkeypatch):
     from pipeline.batching import AdaptiveBatches
     from pipeline.pose import MAX_PEOPLE, PoseStage, _concat_pose_batches
-    from pipeline.sources import ERROR, PENDING, SKIPPED
+    from pipeline.schema import ERROR, PENDING, SKIPPED
 
     h, w = 384, 288
     rng = np.random.default_rng(7)
@@ -308,7 +309,7 @@ def test_pose_stage_on_a_batch(monkeypatch):
     maps = [pm.synthesize_maps(s, h, w) for s in scenes]
     net = StubNet(np.stack([m[0] for m in maps]), np.stack([m[1] for m in maps]))
     stage = PoseStage.__new__(PoseStage)
-    stage.estimator, stage.max_people = PoseEstimator(net), MAX_PEOPLE
+    stage.model, stage.max_people = PoseEstimator(net), MAX_PEOPLE
     stage.run = AdaptiveBatches(stage.estimator.estimate, 16, _concat_pose_batches, name="pose")
     batch = {"id": np.array(["a", "b", "c", "d"], dtype=object),
              "status": np.array([PENDING, ERROR, SKIPPED, PENDING], dtype=object),

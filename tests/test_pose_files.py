@@ -165,7 +165,7 @@ def test_missing_file_is_a_flag_not_an_error(tmp_path):
 
 def test_pose_from_files_stage(tmp_path):
     from pipeline.pose import MAX_PEOPLE, PoseFromFilesStage
-    from pipeline.sources import ERROR, PENDING
+    from pipeline.schema import ERROR, PENDING
 
     a = person(0)
     write(tmp_path / "pose" / "x.json", to_openpose_json([a], 0, canvas_size=(600, 800)))

@@ -1,7 +1,7 @@
 """The HTML report: row selection, the files it writes, escaping, and the page in headless Chromium.
 
 `make_out` writes a small but realistic OUT folder (mask/masked/parse/pose files and a two-file
-Parquet manifest with the DESIGN.md schema). The browser test drives Debian's chromium through
+Parquet manifest with the schema of pipeline/sinks.py). The browser test drives Debian's chromium through
 chromedriver with selenium; with CI=true a missing browser fails it, elsewhere it is skipped.
 """
 from __future__ import annotations

@@ -19,17 +19,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.schema import COCO18_NAMES
 from pipeline.labels import (BACKGROUND, BAG, BELT, DRESS, FACE, HAIR, HAT, LEFT_ARM, LEFT_LEG, LEFT_SHOE,
                      PANTS, RIGHT_ARM, RIGHT_LEG, RIGHT_SHOE, SCARF, SKIRT, SUNGLASSES,
                      UPPER_CLOTHES)
 
 __all__ = ["Sample", "make_person", "write_dataset", "load_truth", "KEYPOINT_NAMES"]
 
-KEYPOINT_NAMES = (
-    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
-    "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
-    "right_eye", "left_eye", "right_ear", "left_ear",
-)
+KEYPOINT_NAMES = COCO18_NAMES
 
 # Materials: what a pixel looks like (a label can hold several: a face holds eyes and lips).
 _M_BG, _M_SKIN, _M_HAIR, _M_TOP, _M_BOTTOM, _M_DRESS, _M_SHOES, _M_HAT, _M_BAG, _M_BELT, \

@@ -1,0 +1,99 @@
+"""The base every model stage shares: one place for what a stage does around its model.
+
+A concrete stage (pipeline/parser.py, pipeline/pose.py, a plug-in) keeps only what is its own,
+in the spirit of the transformers pipelines' preprocess / _forward / postprocess split:
+
+* `load(source, ...)`: build the model once per actor;
+* `infer(images)`: one chunk of working-size images through the model (its preprocess, forward
+  and postprocess), returning the model's result for that chunk;
+* `concat(results)`, `empty_columns(count)`, `store(columns, rows, result)`: how results become
+  the batch columns the stage adds.
+
+The base does the rest: torch threads, device and precision, the batch size from the GPU's
+memory, out-of-memory splitting, the rows still pending, per-row error isolation and timing.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .schema import ERROR, PENDING, first_line
+
+
+class ModelStage:
+    """A callable on a batch (dict of numpy arrays) that runs a model on the rows still pending.
+
+    Reads the `image` column (uint8 (N, height, width, 3), the working size), `status` and
+    `error`; adds the subclass's columns and `ms_<name>`. A chunk the model fails on is retried
+    one row at a time, so a row that fails alone becomes that row's error and the others go on.
+    """
+
+    name = "model"  # the stage's name in logs, errors and its timing column (ms_<name>)
+    memory_seed = (2.5 * 2**30, 0.5 * 2**30)  # fixed, per-image bytes for --no-probe (batching)
+
+    def __init__(self, source: str, *, device: str = "cpu", precision: str = "fp32",
+                 torch_threads: int | None = None, batch_size: int | None = None, max_batch_size: int = 64,
+                 gpu_share: float = 0.5, probe: bool = True, width: int = 576, height: int = 768, **options):
+        from .batching import AdaptiveBatches, choose_batch_size
+        from .resources import resolve_device, resolve_precision
+
+        if torch_threads:
+            import torch
+
+            torch.set_num_threads(torch_threads)
+        self.device = resolve_device(device) if device == "auto" else device
+        self.precision = resolve_precision(str(self.device), precision)
+        self.width, self.height = int(width), int(height)
+        self.model = self.load(source, device=self.device, precision=self.precision,
+                               max_batch_size=max_batch_size, **options)
+        size, self.memory_model = choose_batch_size(
+            stage=self.name, device=str(self.device), requested=batch_size, max_batch=max_batch_size,
+            share=gpu_share, use_probe=probe, seed=self.memory_seed,
+            run_probe=lambda n: self.infer(np.zeros((n, self.height, self.width, 3), np.uint8)))
+        self.run = AdaptiveBatches(self.infer, size, self.concat, name=self.name)
+
+    # -- what a concrete stage provides -------------------------------------------------------
+
+    def load(self, source: str, *, device: str, precision: str, max_batch_size: int, **options):
+        raise NotImplementedError
+
+    def infer(self, images: np.ndarray):
+        raise NotImplementedError
+
+    def concat(self, results: list):
+        return np.concatenate(results)
+
+    def empty_columns(self, images: np.ndarray) -> dict:
+        """The stage's columns for a batch of `images` before any row is filled (typed, never all-null)."""
+        raise NotImplementedError
+
+    def store(self, columns: dict, rows: np.ndarray, result) -> None:
+        """Writes `result` (for `rows`, in order) into `columns`."""
+        raise NotImplementedError
+
+    # -- the shared part ----------------------------------------------------------------------
+
+    def __call__(self, batch: dict) -> dict:
+        images = batch["image"]
+        status = np.array(batch["status"], dtype=object)
+        error = np.array(batch["error"], dtype=object)
+        columns = self.empty_columns(images)
+        timing = np.zeros(len(images), dtype=np.float32)
+        pending = np.flatnonzero(status == PENDING)
+        if pending.size:
+            started = time.perf_counter()
+            try:
+                self.store(columns, pending, self.run(images[pending]))
+            except Exception:  # noqa: BLE001 - one row the model fails on must not fail its batch
+                for row in pending:
+                    try:
+                        self.store(columns, np.array([row]), self.infer(images[row:row + 1]))
+                    except Exception as failure:  # noqa: BLE001
+                        status[row] = ERROR
+                        error[row] = f"{self.name} stage failed: {type(failure).__name__}: {first_line(failure)}"
+            timing[pending] = (time.perf_counter() - started) * 1000.0 / pending.size
+        out = dict(batch)
+        out.update(columns, status=status, error=error)
+        out[f"ms_{self.name}"] = timing
+        return out
