@@ -1,12 +1,14 @@
 """End to end through Ray: the CLI on generated photos, one truncated, with small models."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -15,6 +17,7 @@ from PIL import Image
 from pipeline.testing.synthetic import make_person
 
 ROOT = Path(__file__).resolve().parents[1]
+BUNDLED_PARSER = ROOT / "pipeline" / "assets" / "parser"
 PHOTOS = 20
 
 
@@ -131,13 +134,58 @@ def test_bad_arguments_exit_non_zero(tmp_path):
     assert result.returncode == 2 and "shoes" in result.stderr
 
 
+def _stage_outputs(source: Path, category: str, parser: str, fill: str = "green") -> dict:
+    """The one-row outputs of the stages masked_image runs, for comparing its file with them."""
+    from pipeline.api import run_stages
+
+    batch = {"id": np.array(["image"], dtype=object), "source": np.array([str(source)], dtype=object),
+             "category": np.array([category], dtype=object), "status": np.array(["pending"], dtype=object),
+             "error": np.array([""], dtype=object)}
+    out = run_stages(batch, parser=parser, pose=None, device="cpu", precision="fp32", width=576, height=768,
+                     style="rect", fill=fill)
+    assert out["status"][0] == "ok", out["error"][0]
+    mask = np.asarray(Image.open(io.BytesIO(out["mask_bytes"][0])))
+    assert 0.05 < np.count_nonzero(mask) / mask.size < 0.6, "the photo needs a real mask for these checks"
+    return {"mask": mask > 0, "masked": np.asarray(Image.open(io.BytesIO(out["masked_bytes"][0])).convert("RGB"))}
+
+
+def _inner(region: np.ndarray, margin: int = 6) -> np.ndarray:
+    """The region without a margin along its edges (where JPEG blocks mix both sides)."""
+    return cv2.erode(region.astype(np.uint8), np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)) > 0
+
+
 def test_masked_image_writes_its_file(photo_folder, tiny_parser_dir, tmp_path):
     from pipeline import masked_image
 
-    target = masked_image("upper_body", photo_folder / "person 02.jpg", tmp_path / "masked.png",
-                          parser=str(tiny_parser_dir), pose="none", device="cpu")
+    # The bundled parser gives person 02 a real garment mask (the tiny random one does not).
+    parser, category = str(BUNDLED_PARSER), make_person(2, 192, 256).category
+    source = photo_folder / "person 02.jpg"
+    photo = np.asarray(Image.open(source).convert("RGB"))
+    target = masked_image(category, source, tmp_path / "masked.png", parser=parser, pose="none", device="cpu")
     assert Path(target) == tmp_path / "masked.png"
-    assert Image.open(target).size == (192, 256)
+    written = Image.open(target)
+    assert written.format == "PNG" and written.size == (192, 256)
+    pixels = np.asarray(written.convert("RGB"))
+    # The file holds the stages' masked photo (a JPEG for a JPEG photo) unchanged: the mask area
+    # green, the rest the photo, both up to JPEG's error away from edges.
+    stages = _stage_outputs(source, category, parser)
+    mask = stages["mask"]
+    assert np.array_equal(pixels, stages["masked"])
+    inside, outside = _inner(mask), _inner(~mask)
+    assert inside.any() and outside.any()
+    off_green = np.abs(pixels[inside].astype(int) - (0, 255, 0))
+    assert off_green.max() <= 8 and off_green.mean() < 1
+    assert np.abs(pixels[outside].astype(int) - photo[outside]).mean() < 2.5
+    # A PNG photo gives a lossless result: exactly the fill inside the mask, exactly the photo outside.
+    png = tmp_path / "person 02.png"
+    Image.fromarray(photo).save(png)
+    for fill, colour in (("green", (0, 255, 0)), ("gray", (127, 127, 127))):
+        written = masked_image(category, png, tmp_path / f"{fill}.png", parser=parser, pose="none", device="cpu",
+                               fill=fill)
+        pixels = np.asarray(Image.open(written).convert("RGB"))
+        mask = _stage_outputs(png, category, parser, fill)["mask"]
+        assert (pixels[mask] == colour).all(), fill
+        assert np.array_equal(pixels[~mask], photo[~mask]), fill
     default = masked_image("lower_body", photo_folder / "person 03.jpg", parser=str(tiny_parser_dir),
                            pose="none", device="cpu", preserve_resolution=False, width=96, height=128)
     assert default.endswith("person 03_masked.jpg") and Image.open(default).size == (96, 128)
@@ -150,9 +198,41 @@ def test_masked_image_writes_its_file(photo_folder, tiny_parser_dir, tmp_path):
 
 
 def test_report_of_a_real_run(finished_run):
+    from pipeline.report import CONTACT_COLUMNS, FLAGGED_COLOUR, STATUS_COLOURS, THUMB_HEIGHT
+
     out, _ = finished_run
     result = run_cli("report", str(out), "--sample", "5")
     assert result.returncode == 0, result.stderr[-3000:]
     page = (out / "report" / "index.html").read_text()
     assert "truncated" in page  # the error row is shown, with its message
-    assert Image.open(out / "report" / "contact_sheet.png").size[0] > 0
+    # Shown: every error row, every flagged row, then 5 of the other rows; problems first.
+    manifest = pq.read_table(out / "manifest").to_pylist()
+    errors = sum(row["status"] == "error" for row in manifest)
+    flagged = sum(row["status"] != "error" and bool(row["flags"]) for row in manifest)
+    shown = errors + flagged + min(5, len(manifest) - errors - flagged)
+    assert errors == 1 and page.count('<article class="row') == shown
+    colours = [STATUS_COLOURS["error"]] * errors + [FLAGGED_COLOUR] * flagged + [STATUS_COLOURS["ok"]] * (
+        shown - errors - flagged)
+    # The contact sheet: a grid of `shown` cells, CONTACT_COLUMNS wide, each bordered by its row's
+    # status and holding the row's overlay thumbnail (the error row has no image); the cells left
+    # over in the last line are empty.
+    sheet = np.asarray(Image.open(out / "report" / "contact_sheet.png").convert("RGB"))
+    columns = min(CONTACT_COLUMNS, shown)
+    lines = -(-shown // columns)
+    height, width = sheet.shape[:2]
+    assert width % columns == 0 and height % lines == 0, (sheet.shape, columns, lines)
+    cell_w, cell_h = width // columns, height // lines
+    assert cell_w >= THUMB_HEIGHT * 3 // 4 and cell_h >= THUMB_HEIGHT
+    background = sheet[0, 0].copy()  # outside the first cell's border
+    assert (background > 200).all()
+    for index in range(columns * lines):
+        y0, x0 = (index // columns) * cell_h, (index % columns) * cell_w
+        cell = sheet[y0:y0 + cell_h, x0:x0 + cell_w]
+        if index >= shown:
+            assert (cell == background).all(), f"cell {index} should be empty"
+            continue
+        assert tuple(cell[20, 2]) == colours[index], f"cell {index}: border {tuple(cell[20, 2])}"
+        if colours[index] != STATUS_COLOURS["error"]:
+            cy, cx = int(cell_h * 0.4), cell_w // 2
+            patch = cell[cy - 10:cy + 10, cx - 10:cx + 10]
+            assert (patch != background).any(-1).mean() > 0.9, f"cell {index} holds no thumbnail"
