@@ -9,7 +9,8 @@ import numpy as np
 from PIL import Image
 
 from .labels import PASSTHROUGH_CATEGORY, normalize_category
-from .schema import ERROR, PENDING
+from .compose import JPEG_QUALITY
+from .schema import ERROR, EXIF_SOFTWARE, PENDING, TOOL_OUTPUT_SOFTWARE
 
 
 @lru_cache(maxsize=4)
@@ -74,11 +75,20 @@ def masked_image(mask_type, imagepath, output_path=None, width=576, height=768, 
                         style=style, fill=fill)
     if result["status"][0] == ERROR:
         raise ValueError(f"{imagepath}: {result['error'][0]}")
+    if not result["masked_bytes"][0]:  # decode recognised a file this function wrote (its EXIF tag)
+        raise ValueError(f"{imagepath} is a masked image this tool wrote; pass the original photo")
     if output_path is None:
         stem, extension = os.path.splitext(imagepath)
         output_path = f"{stem}_masked{extension}"
     masked = Image.open(io.BytesIO(result["masked_bytes"][0]))
     if not preserve_resolution:
         masked = masked.resize((width, height), Image.Resampling.BILINEAR)
-    masked.convert("RGB").save(output_path)
+    exif = Image.Exif()
+    exif[EXIF_SOFTWARE] = TOOL_OUTPUT_SOFTWARE  # a later folder run over this folder knows the file (README)
+    masked = masked.convert("RGB")
+    quality = {"quality": JPEG_QUALITY} if output_path.lower().endswith((".jpg", ".jpeg")) else {}
+    try:
+        masked.save(output_path, exif=exif.tobytes(), **quality)
+    except (TypeError, ValueError, OSError):  # a format without EXIF (BMP, GIF): unmarked
+        masked.save(output_path)
     return output_path

@@ -78,7 +78,7 @@ class MaskStage:
     each batch into Arrow on its own and an all-null column would lose its type.
     """
 
-    DROPPED = ("image", "labels", "data", "people", "pose_flag")  # large or consumed here
+    DROPPED = ("image", "labels", "data", "people", "pose_flag", "skip_reason")  # large or consumed here
 
     def __init__(self, style: str = "rect", fill: str = "green", ootd_variant: str = "hd"):
         if fill not in FILLS:
@@ -105,7 +105,9 @@ class MaskStage:
                 continue
             started = time.perf_counter()
             try:
-                if status[row] == SKIPPED:
+                if status[row] == SKIPPED and "skip_reason" in batch and batch["skip_reason"][row]:
+                    outputs["flags"][row] = str(batch["skip_reason"][row])  # nothing to write
+                elif status[row] == SKIPPED:
                     self._passthrough(batch, row, outputs)
                 else:
                     self._compose(batch, row, outputs)

@@ -4,10 +4,12 @@ sources -> decode (tasks) -> parse (actor pool) -> pose (actor pool) -> masks (t
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import sys
 import time
+import warnings
 from collections import Counter
 
 import pyarrow as pa
@@ -35,11 +37,29 @@ class RunError(VtonError):
     """The run cannot start or cannot go on; the CLI prints it on one line and exits non-zero."""
 
 
+def is_local(config: RunConfig) -> bool:
+    """A Ray instance this run starts for itself, on this machine (no --address, no RAY_ADDRESS)."""
+    return not (config.address or os.environ.get("RAY_ADDRESS"))
+
+
+def quiet_ray_logs(local: bool) -> None:
+    """One line per real event: Ray Data's INFO lines (execution plan, start, finish) and its note
+    that progress bars are off say nothing the run's own lines do not; on a local instance this
+    run started, the token-auth notice is not for the user either."""
+    import ray.data  # noqa: F401  (configures Ray Data's loggers; our levels go on top)
+
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+    if local:
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+
+
 def init_ray(config: RunConfig) -> None:
     import ray
 
     if ray.is_initialized():
         return
+    quiet_ray_logs(is_local(config))
     address = config.address or os.environ.get("RAY_ADDRESS")
     if address:
         # Actors on other nodes load models where the driver was told to (a shared cache, offline).
@@ -57,6 +77,11 @@ def choose_device(config: RunConfig, cluster_gpus: float) -> str:
     if config.device == "auto":
         return "cuda" if cluster_gpus >= 1 else "cpu"
     return config.device
+
+
+def _takes_remote_args(method) -> bool:
+    """Whether map_batches still takes Ray's remote options as keywords (deprecated in Ray 2.60)."""
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(method).parameters.values())
 
 
 def build_dataset(rows: pa.Table, config: RunConfig, run_info: dict, plan: StagePlan, device: str,
@@ -83,22 +108,34 @@ def build_dataset(rows: pa.Table, config: RunConfig, run_info: dict, plan: Stage
     # the actor's node, so a model never waits on the object store between batches.
     pool = ActorPoolStrategy(size=plan.actors, max_tasks_in_flight_per_actor=MODEL_TASKS_IN_FLIGHT)
     model_args = dict(batch_size=ray_batch, batch_format="numpy", compute=pool, num_cpus=plan.num_cpus)
+    if is_local(config) and _takes_remote_args(dataset.map_batches):
+        # Ray restarts a crashed actor by default, and warns at every actor start (an "E" line)
+        # that its constructor arguments live in the object store (Ray Data always puts them
+        # there). On one machine a crashed model actor (out of memory) is better ended: the run
+        # stops with the error and a rerun finishes it. On a cluster, where a lost node is
+        # routine, the restarts stay. Ray 2.60 has no named parameter for it yet.
+        model_args["max_restarts"] = 0
     if plan.num_gpus:
         model_args["num_gpus"] = plan.num_gpus
     stage_args = dict(device=device, precision=precision, torch_threads=plan.torch_threads,
                       batch_size=config.batch_size, max_batch_size=config.max_batch_size,
                       gpu_share=plan.num_gpus or 1.0, probe=config.probe, width=config.width, height=config.height)
-    dataset = dataset.map_batches(family("parser", config.parser_family).stage_class(), fn_constructor_args=(config.parser,),
-                                  fn_constructor_kwargs=dict(labels=config.labels, compile=config.compile, **stage_args),
-                                  **model_args)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*ray_remote_args. is deprecated")
+        dataset = dataset.map_batches(
+            family("parser", config.parser_family).stage_class(), fn_constructor_args=(config.parser,),
+            fn_constructor_kwargs=dict(labels=config.labels, compile=config.compile, **stage_args), **model_args)
     if config.pose_from is not None:
         from .pose import pose_from_files_batch
 
         dataset = dataset.map_batches(pose_from_files_batch, batch_size=DECODE_BATCH, batch_format="numpy",
                                       fn_kwargs={"folder": config.pose_from}, num_cpus=0.25)
     elif config.pose_enabled:
-        dataset = dataset.map_batches(family("pose", config.pose_family).stage_class(), fn_constructor_args=(config.pose,),
-                                      fn_constructor_kwargs=stage_args, **model_args)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*ray_remote_args. is deprecated")
+            dataset = dataset.map_batches(family("pose", config.pose_family).stage_class(),
+                                          fn_constructor_args=(config.pose,), fn_constructor_kwargs=stage_args,
+                                          **model_args)
     dataset = dataset.map_batches(mask_batch, batch_size=MASK_BATCH, batch_format="numpy",
                                   fn_kwargs=dict(style=config.style, fill=config.fill,
                                                  ootd_variant=config.ootd_variant),
@@ -108,10 +145,10 @@ def build_dataset(rows: pa.Table, config: RunConfig, run_info: dict, plan: Stage
                                num_cpus=0.25)
 
 
-def check_run(config: RunConfig) -> dict:
+def check_run(config: RunConfig) -> tuple[dict, list[str]]:
     """Everything a run needs, checked at start before OUT is touched: its plug-ins resolve, the
     keypoint folder exists, and every model is found (all of them, one message). Returns the
-    values the manifest records of what produced the rows."""
+    values the manifest records of what produced the rows, and the models' warnings."""
     from .layouts import get_layout
     from .masks import style_of
     from .registry import check_models
@@ -123,8 +160,8 @@ def check_run(config: RunConfig) -> dict:
         raise RunError(str(error)) from None
     if config.pose_from is not None and not os.path.isdir(config.pose_from):
         raise RunError(f"--pose-from folder {config.pose_from!r} does not exist")
-    check_models(config)
-    return {"parser": config.parser, "pose_model": config.pose_label, "style": config.style}
+    warnings = check_models(config)
+    return {"parser": config.parser, "pose_model": config.pose_label, "style": config.style}, warnings
 
 
 def _differences(previous: dict, config: RunConfig) -> list[str]:
@@ -314,14 +351,17 @@ def run(config: RunConfig, overwrite: bool = False, retry_errors: bool = False, 
         rows = sources.list_rows(config.input, config.category, config.limit)
     except (sources.InputError, ValueError) as error:
         raise RunError(str(error)) from error
-    run_info = check_run(config)  # before OUT is touched: a run that cannot start leaves nothing behind
+    run_info, warnings = check_run(config)  # before OUT is touched: a run that cannot start leaves nothing
+    for warning in warnings:
+        log.warning("warning: %s", warning)
     out = open_output(config.output)
     with RunLock(out) as lock, StopSignal() as stop:
         prepare_output(out, config, overwrite, retry_errors)
         rows, resumed = pending_rows(rows, config)
         if resumed:
             log.warning("resuming: %d rows already in the manifest, %d to do", resumed, rows.num_rows)
-        write_json(out, RUN_JSON, {"config": config.to_dict(), "started": time.time(), **run_info})
+        write_json(out, RUN_JSON, {"config": config.to_dict(), "started": time.time(), **run_info,
+                                   "warnings": warnings})
         progress = Progress(rows.num_rows, lines=not _want_bars(config))
         device = precision = None
         try:
@@ -377,9 +417,17 @@ def _layout_folders(name: str, get_layout) -> tuple:
 
 
 def summarize(config: RunConfig, out: OutputFolder, progress: Progress, device, precision, resumed: int) -> dict:
+    """Totals for OUT (every run so far) and a `this_run` section. What this run did not measure
+    (a resume with nothing left to do) keeps the last run's value: device, precision, ms per row."""
     manifest = read_manifest(config.output, columns=["status"])
     totals = Counter(manifest.column("status").to_pylist())
     elapsed = time.monotonic() - progress.started
+    previous = read_json(out, SUMMARY_JSON) or {}
+    measured = {
+        "ms_per_row": {k: round(v / progress.done, 2) for k, v in progress.stage_ms.items()} if progress.done else {},
+        "device": device, "precision": precision,
+    }
+    kept = {key: value if value else previous.get(key, value) for key, value in measured.items()}
     return {
         "output": config.output,
         "rows": manifest.num_rows,
@@ -387,7 +435,6 @@ def summarize(config: RunConfig, out: OutputFolder, progress: Progress, device, 
         "this_run": {"rows": progress.done, "status": dict(sorted(progress.counts.items())),
                      "seconds": round(elapsed, 3), "images_per_s": round(progress.rate(), 3),
                      "resumed_from": resumed},
-        "ms_per_row": {k: round(v / progress.done, 2) for k, v in progress.stage_ms.items()} if progress.done else {},
-        "device": device, "precision": precision,
+        **kept,
         "parser": config.parser, "pose": config.pose, "style": config.style,
     }

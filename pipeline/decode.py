@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import storage
-from .schema import ERROR, PENDING, SKIPPED, VtonError
+from .schema import ERROR, EXIF_SOFTWARE, PENDING, SKIPPED, TOOL_OUTPUT_FLAG, TOOL_OUTPUT_SOFTWARE, VtonError
 
 # Pillow's own bomb check only warns below 2x its limit (and raises above it); we refuse from the
 # header, before decoding, above max_pixels.
@@ -109,7 +109,8 @@ def _explain(error: Exception) -> str:
 
 
 def decode_batch(batch: dict, width: int, height: int, max_pixels: int = MAX_PIXELS) -> dict:
-    """Adds `data`, `image` (N, height, width, 3) uint8, `width`/`height` (photo), `ms_decode`."""
+    """Adds `data`, `image` (N, height, width, 3) uint8, `width`/`height` (photo), `skip_reason`
+    ("" or TOOL_OUTPUT_FLAG: a file masked_image wrote, skipped), `ms_decode`."""
     count = len(batch["id"])
     status = np.array(batch["status"], dtype=object)
     # Text everywhere ("" = no error): Ray turns each batch into Arrow on its own, and a column of
@@ -119,6 +120,7 @@ def decode_batch(batch: dict, width: int, height: int, max_pixels: int = MAX_PIX
     photo_width = np.zeros(count, dtype=np.int32)
     photo_height = np.zeros(count, dtype=np.int32)
     data_column = np.empty(count, dtype=object)
+    skip_reason = np.full(count, "", dtype=object)
     milliseconds = np.zeros(count, dtype=np.float32)
     for row in range(count):
         data_column[row] = b""
@@ -128,23 +130,28 @@ def decode_batch(batch: dict, width: int, height: int, max_pixels: int = MAX_PIX
         try:
             data = _read_source(batch["source"][row])
             data_column[row] = data
-            photo_width[row], photo_height[row] = _photo_size(data, max_pixels)
-            if status[row] == PENDING:  # passthrough rows need their size, not their pixels
+            photo_width[row], photo_height[row], software = _photo_size(data, max_pixels)
+            if software == TOOL_OUTPUT_SOFTWARE:
+                status[row], skip_reason[row], data_column[row] = SKIPPED, TOOL_OUTPUT_FLAG, b""
+            elif status[row] == PENDING:  # passthrough rows need their size, not their pixels
                 images[row] = np.asarray(decode_photo(data, (width, height), max_pixels))
         except DecodeError as bad:
             status[row], error[row] = ERROR, str(bad)
             data_column[row] = b""
         milliseconds[row] = (time.perf_counter() - started) * 1000.0
     out = dict(batch)
-    out.update(status=status, error=error, data=data_column, image=images,
-               width=photo_width, height=photo_height, ms_decode=milliseconds)
+    out.update(status=status, error=error, data=data_column, image=images, width=photo_width,
+               height=photo_height, skip_reason=skip_reason, ms_decode=milliseconds)
     return out
 
 
-def _photo_size(data: bytes, max_pixels: int) -> tuple[int, int]:
+def _photo_size(data: bytes, max_pixels: int) -> tuple[int, int, str | None]:
+    """(width, height) after EXIF orientation, and the EXIF Software tag."""
     image = open_photo(data, max_pixels)
     try:
-        return oriented_size(image)  # a PNG's EXIF may follow its pixels: this can read them all
+        exif = image.getexif()  # a PNG's EXIF may follow its pixels: this can read them all
+        width, height = oriented_size(image)
+        return width, height, exif.get(EXIF_SOFTWARE)
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise DecodeError(f"cannot decode: {_explain(error)}") from None
 

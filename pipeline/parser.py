@@ -156,7 +156,15 @@ def load_parser_config(source: str):
         raise _load_error(str(source), error) from error
 
 
-def check_source(source: str, labels: str = "auto") -> None:
+# A key of the bundled parser's config.json: a checkpoint that is for the demo and tests only says
+# so, and a run that uses it shows this text as its one warning (and in run.json and the report).
+DEMO_MARKER = "vton_masks_demo"
+
+
+def check_source(source: str, labels: str = "auto") -> str | None:
     """Start-up check: the checkpoint's config is found and its labels map onto ATR-18
-    (ModelLoadError, LabelSchemaError)."""
-    mapping_for(load_parser_config(source).id2label, labels)
+    (ModelLoadError, LabelSchemaError). Returns the demo checkpoint's warning, if it is one."""
+    config = load_parser_config(source)
+    mapping_for(config.id2label, labels)
+    note = getattr(config, DEMO_MARKER, None)
+    return str(note) if note else None

@@ -285,8 +285,13 @@ def _concat_pose_batches(batches: list) -> PoseBatch:
 
 
 def locate_body_weights(source: str) -> str:
-    """Start-up check that the pose weights can be found (hub download included); the path."""
+    """The local path of the pose weights (hub download included)."""
     return resolve_weights(source)
+
+
+def check_source(source: str) -> None:
+    """Start-up check: the weights can be found (ModelLoadError with the way out)."""
+    resolve_weights(source)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -484,9 +484,13 @@ def _header(store: Store, dataset, light, flagged: int):
     if "flags" in light.column_names:
         cards.append(("flags", list(_counts(pc.list_flatten(light["flags"])).items())))
     try:
-        cards.append(("run.json", _flatten(json.loads(store.read("run.json")))[:200]))
+        run_json = json.loads(store.read("run.json"))
     except (TypeError, ValueError):
-        pass
+        run_json = None
+    if run_json is not None:
+        if run_json.get("warnings"):  # e.g. the demo parser: shown first, where nobody misses it
+            cards.insert(0, ("Warnings", [("warning", text) for text in run_json["warnings"]]))
+        cards.append(("run.json", _flatten(run_json)[:200]))
     return stats, cards
 
 

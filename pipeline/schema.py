@@ -28,6 +28,13 @@ COCO18_NAMES = (
 COCO18_LIMBS = ((1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12),
                 (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17))
 
+# The EXIF Software tag (0x0131) of every file `masked_image` writes. A folder run that meets such
+# a file (the tool's own output next to its inputs) gives it a row with status `skipped` and the
+# flag TOOL_OUTPUT_FLAG, and writes nothing for it.
+TOOL_OUTPUT_SOFTWARE = "vton-masks masked_image"
+TOOL_OUTPUT_FLAG = "tool_output"
+EXIF_SOFTWARE = 0x0131
+
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The offline demo: installs the project, then masks the bundled sample photos with the bundled
-# small parser (trained on synthetic people) into out/demo. No network beyond the package index.
+# The offline demo: installs the project (once; see tools/install.sh), then masks the bundled
+# sample photos with the bundled demo parser (trained on drawn synthetic people: for the demo and
+# tests only) into out/demo. No network beyond the package index.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install.sh
