@@ -150,7 +150,8 @@ def main(argv=None):
         for pred, (_, truth, keypoints, category) in zip(predicted, batch):
             tallies["main"].add(pred, truth)
             for style, fn in masks.items():
-                tallies["main"].masks[style][category].append(_iou(fn(pred, keypoints, category), fn(truth, keypoints, category)))
+                tallies["main"].masks[style][category].append(
+                    _iou(fn(pred, keypoints, category), fn(truth, keypoints, category)))
             if "mirrored_sides" in tallies:
                 tallies["mirrored_sides"].add(_MIRROR[pred], truth)
         if "bgr" in tallies:
@@ -158,7 +159,8 @@ def main(argv=None):
                 tallies["bgr"].add(pred, truth)
     result = {
         "parser": args.parser,
-        "samples": args.n, "seeds": f"{args.seed}..{args.seed + args.n - 1}", "photo_size": f"{args.width}x{args.height}",
+        "samples": args.n, "seeds": f"{args.seed}..{args.seed + args.n - 1}",
+        "photo_size": f"{args.width}x{args.height}",
         "jpeg_quality": args.quality, "categories": "cycled upper_body, lower_body, dresses",
         **tallies["main"].summary(),
         "ms_parse_per_image": round(1000 * seconds_parse / args.n, 1), "threads": args.threads,
@@ -168,7 +170,8 @@ def main(argv=None):
         if name in tallies:
             probe = tallies[name].summary()
             result[f"probe_{name}"] = {"mean_iou": probe["mean_iou"],
-                                       **{k: v for k, v in probe["label_iou"].items() if k in GARMENT_LABELS or "left" in k or "right" in k}}
+                                       **{k: v for k, v in probe["label_iou"].items()
+                                          if k in GARMENT_LABELS or "left" in k or "right" in k}}
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

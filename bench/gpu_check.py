@@ -85,7 +85,8 @@ def parse_args(argv=None):
     ap.add_argument("--parse-sizes", default=None, help="model input sizes WxH (default 512x512,576x768)")
     ap.add_argument("--parse-batches", default=None, help="default 1,8,32,64,128,256")
     ap.add_argument("--pose-batches", default=None, help="default 1,8,32,64,128")
-    ap.add_argument("--precisions", default=None, help="default fp32,bf16,fp16 on CUDA (bf16 if supported), fp32,bf16 on CPU")
+    ap.add_argument("--precisions", default=None,
+                    help="default fp32,bf16,fp16 on CUDA (bf16 if supported), fp32,bf16 on CPU")
     ap.add_argument("--work-size", default=None, help="the pipeline's working size WxH (default 576x768)")
     ap.add_argument("--chain-images", type=int, default=None, help="photos through the chain (default 512)")
     ap.add_argument("--photo-size", default=None, help="generated photo size WxH (default 768x1024)")
@@ -109,7 +110,9 @@ def parse_args(argv=None):
     unknown = set(args.sections) - set(SECTIONS)
     if unknown:
         ap.error(f"unknown sections {sorted(unknown)}")
-    pick = lambda value, full, small: value if value is not None else (small if quick else full)
+    def pick(value, full, small):
+        return value if value is not None else (small if quick else full)
+
     args.arch = pick(args.arch, "b5", "b0")
     args.parse_sizes = _sizes(pick(args.parse_sizes, "512x512,576x768", "128x128,96x128"))
     args.parse_batches = _ints(pick(args.parse_batches, "1,8,32,64,128,256", "1,2"))
@@ -306,10 +309,10 @@ def sweep(name: str, run, images: np.ndarray, batches, device, min_seconds: floa
         chunk = tile(images, batch)
         row = {"stage": name, **(extra or {}), "batch": batch}
         try:
-            seconds = timed(lambda: run(chunk), device, min_seconds)
+            seconds = timed(lambda chunk=chunk: run(chunk), device, min_seconds)
             row.update(images_per_s=batch / seconds, ms_per_batch=seconds * 1e3)
             if cuda:
-                allocated, reserved = peak_memory(lambda: run(chunk), device)
+                allocated, reserved = peak_memory(lambda chunk=chunk: run(chunk), device)
                 row.update(peak_gib=allocated / GIB, reserved_gib=reserved / GIB)
                 points.append((batch, allocated))
                 if model is not None:
@@ -329,9 +332,11 @@ def sweep(name: str, run, images: np.ndarray, batches, device, min_seconds: floa
         model_info["max_abs_error_pct"] = max(errors)
         model_info["max_abs_error_pct_batch_ge_8"] = max([abs(r["error_pct"]) for r in rows
                                                           if "error_pct" in r and r["batch"] >= 8] or [float("nan")])
-        print(f"  memory model {model_info['fixed_gib']:.3f} GiB + {model_info['per_image_gib'] * 1024:.1f} MiB/image; "
+        print(f"  memory model {model_info['fixed_gib']:.3f} GiB + "
+              f"{model_info['per_image_gib'] * 1024:.1f} MiB/image; "
               f"max |error| {model_info['max_abs_error_pct']:.1f}%; the stage would pick batch "
-              f"{model_info['stage_batch_at_share_0.5']} at share 0.5 (budget {model_info['budget_gib_at_share_0.5']:.1f} GiB)")
+              f"{model_info['stage_batch_at_share_0.5']} at share 0.5 "
+              f"(budget {model_info['budget_gib_at_share_0.5']:.1f} GiB)")
     return rows, model_info
 
 
@@ -355,13 +360,15 @@ def section_parse(args, device, precisions, folders) -> dict:
     for (width, height), folder in folders.items():
         parser = SegformerParser(str(folder), labels="atr18", device=str(device), precision="fp32")
         images = photos(8, width, height)
-        zeros = lambda n: np.zeros((n, height, width, 3), np.uint8)
+        def zeros(n, height=height, width=width):
+            return np.zeros((n, height, width, 3), np.uint8)
+
         for precision in precisions:
             parser.precision = precision  # autocast reads it on every call
             print(f"parse: SegFormer-{args.arch.upper()} (random weights) {width}x{height} {precision}", flush=True)
             extra = {"model": f"segformer-{args.arch}", "size": f"{width}x{height}", "precision": precision}
             found, info = sweep("parse", parser.parse, images, args.parse_batches, device, args.min_seconds,
-                                probe_run=lambda n: parser.parse(zeros(n)), extra=extra)
+                                probe_run=lambda n, parser=parser, zeros=zeros: parser.parse(zeros(n)), extra=extra)
             rows += found
             if info:
                 models.append(info)
@@ -384,9 +391,13 @@ def section_pose(args, device, precisions, pose_dir) -> dict:
                                   batch_size=max(args.pose_batches))
         print(f"pose: OpenPose body (random weights) {width}x{height} {precision}", flush=True)
         extra = {"model": "openpose-body", "size": f"{width}x{height}", "precision": precision}
-        zeros = lambda n: np.zeros((n, height, width, 3), np.uint8)
+
+        def zeros(n):
+            return np.zeros((n, height, width, 3), np.uint8)
+
         found, info = sweep("pose", estimator.estimate, images, args.pose_batches, device, args.min_seconds,
-                            probe_run=lambda n: estimator.estimate(zeros(n)), extra=extra)
+                            probe_run=lambda n, estimator=estimator, zeros=zeros: estimator.estimate(zeros(n)),
+                            extra=extra)
         rows += found
         if info:
             models.append(info)
@@ -401,7 +412,6 @@ def pose_post_with_people(args, device, images: int = 32) -> dict:
     import torch
 
     from pipeline import pose_post as pp
-
     from pipeline.testing import pose_maps as pm
 
     width, height = args.work_size
@@ -435,8 +445,8 @@ def section_chain(args, device, precision, parser_dir, pose_dir, work: Path) -> 
     from pipeline.decode import decode_batch
     from pipeline.parser import ParseStage
     from pipeline.pose import PoseStage
-    from pipeline.sinks import WriteStage
     from pipeline.schema import PENDING
+    from pipeline.sinks import WriteStage
 
     width, height = args.work_size
     photo_w, photo_h = args.photo_size

@@ -81,7 +81,8 @@ def time_manifest_read(rows: int, per_part: int = 64) -> None:
         (out / "manifest").mkdir()
         for part in range(0, rows, per_part):
             ids = [f"folder{part // 10000:05d}/photo_{row:08d}" for row in range(part, min(rows, part + per_part))]
-            pq.write_table(pa.table({"id": ids, "status": ["ok"] * len(ids)}), out / "manifest" / f"part-{part:09d}.parquet")
+            pq.write_table(pa.table({"id": ids, "status": ["ok"] * len(ids)}),
+                           out / "manifest" / f"part-{part:09d}.parquet")
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         started = time.monotonic()
         ids = read_manifest(str(out), columns=["id"]).column("id").combine_chunks()

@@ -150,7 +150,7 @@ def stages_alone(paths: list[Path], parser: str, pose: str, work_size, num_cpus:
               ("write", write, write_batch)]
     # Warm-up on the first rows (first-call allocations, lazy imports), not counted.
     warm = {k: v[:CPU_BATCH] for k, v in rows.items()}
-    for name, stage, _ in stages[:-1]:
+    for _name, stage, _ in stages[:-1]:
         warm = stage(warm)
     result = {"torch_threads": plan.torch_threads, "actors": plan.actors,
               "batches": {s: b for s, _, b in stages}, "stages": {}, "pools": {}}
@@ -215,7 +215,7 @@ def pool_alone(name: str, decoded: dict, source: str, actors: int, threads: int,
                 dead = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
                 if dead or time.monotonic() > deadline:
                     raise RuntimeError(f"{name} pool: a worker died (exit codes {dead})" if dead
-                                       else f"{name} pool: no result after {timeout_s:.0f} s")
+                                       else f"{name} pool: no result after {timeout_s:.0f} s") from None
     finally:
         for worker in workers:
             if worker.is_alive():
@@ -339,12 +339,12 @@ def child_baseline(args) -> dict:
     import cv2
     import torch
     import torch.nn.functional as F
+    from controlnet_aux.open_pose import OpenposeDetector
+    from controlnet_aux.open_pose.body import Body
     from PIL import Image, ImageOps
     from transformers import SegformerForSemanticSegmentation, SegformerImageProcessor
     from transformers.utils import logging as transformers_logging
 
-    from controlnet_aux.open_pose import OpenposeDetector
-    from controlnet_aux.open_pose.body import Body
     from pipeline.labels import mapping_for
     from pipeline.masks import make_mask
     from pipeline.pose import BODY_FILE
@@ -441,7 +441,8 @@ def main(argv=None) -> dict:
         p = results["pipeline"] = run_pipeline(args)
         print(f"  {p['images']} photos: wall {p['wall_s']:.1f} s ({p['images_per_s_wall']:.2f} img/s) of which Ray "
               f"startup {p['ray_init_s']:.1f} s, imports {p['import_s']:.1f} s; dataset run {p['run_s']:.1f} s "
-              f"({p['images_per_s_without_ray_startup']:.2f} img/s); first part after {p['first_batch_after_s'] or 0:.1f} s, "
+              f"({p['images_per_s_without_ray_startup']:.2f} img/s); "
+              f"first part after {p['first_batch_after_s'] or 0:.1f} s, "
               f"then steady {p['images_per_s_steady'] or 0:.2f} img/s; "
               f"status {p['summary']['status']} (load {p['load_before']})", flush=True)
     if "baseline" not in skip:
@@ -477,7 +478,8 @@ def main(argv=None) -> dict:
                   f"{ratios['b_pipeline_vs_slowest_stage']:.2f} (dataset run); {ratios['b_wall_vs_slowest_stage']:.2f} "
                   f"(wall with Ray startup); {ratios.get('b_steady_vs_slowest_stage', float('nan')):.2f} "
                   "(steady)  target >= 0.8")
-            print(f"  pipeline / CPU-work bound ({args.num_cpus} cores / {sum(results['cpu_ms_per_image'].values()):.0f} "
+            print(f"  pipeline / CPU-work bound ({args.num_cpus} cores / "
+                  f"{sum(results['cpu_ms_per_image'].values()):.0f} "
                   f"ms of stage CPU per photo = {results['cpu_bound_images_per_s']:.2f} img/s): "
                   f"{ratios['pipeline_vs_cpu_bound']:.2f} (dataset run)")
     if args.json:

@@ -86,7 +86,8 @@ def wait_for_writes_to_settle(timeout: float = SETTLE_TIMEOUT_S) -> None:
         job_id = ray.get_runtime_context().get_job_id()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            live = [task for task in list_tasks(filters=[("job_id", "=", job_id)], limit=10000, raise_on_missing_output=False)
+            live = [task for task in list_tasks(filters=[("job_id", "=", job_id)], limit=10000,
+                                                raise_on_missing_output=False)
                     if WRITE_TASK in (task.name or "") and task.state not in ("FINISHED", "FAILED")]
             if not live:
                 return

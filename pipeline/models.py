@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pose-family", default="openpose", type=argument(POSE_FAMILIES, "pose family"),
                         help="kind of pose model (default: openpose), or a ModelFamily's package.module:name")
     parser.add_argument("--parser", default=DEFAULT_PARSER, metavar="ID_OR_DIR",
-                        help=f"SegFormer checkpoint to fetch (default: {DEFAULT_PARSER}); a local folder is only checked")
+                        help=f"SegFormer checkpoint to fetch (default: {DEFAULT_PARSER}); "
+                             "a local folder is only checked")
     parser.add_argument("--pose", default=DEFAULT_POSE, metavar="ID_OR_DIR|none",
                         help=f"OpenPose body model to fetch, or none (default: {DEFAULT_POSE})")
 
@@ -65,7 +66,8 @@ def _explain(source: str, error: Exception) -> FetchError:
         offline = " (HF_HUB_OFFLINE is set: unset it to download)" if os.environ.get("HF_HUB_OFFLINE") else ""
         return FetchError(f"cannot download {source!r} and it is not in the cache {hub_cache()}{offline}: "
                           f"{str(error).splitlines()[0]}")
-    return FetchError(f"cannot fetch {source!r}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+    return FetchError(f"cannot fetch {source!r}: {type(error).__name__}: "
+                      f"{str(error).splitlines()[0] if str(error) else ''}")
 
 
 def _megabytes(size: int) -> str:

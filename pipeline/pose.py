@@ -31,10 +31,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.pose_files import (  # noqa: F401  (re-exported: the stage's public API)
-    find_keypoints_file, keypoints_for_row, load_keypoints_file, to_openpose_json,
-)
 from pipeline.modelstage import ModelStage
+from pipeline.pose_files import (  # noqa: F401  (re-exported: the stage's public API)
+    find_keypoints_file,
+    keypoints_for_row,
+    load_keypoints_file,
+    to_openpose_json,
+)
 from pipeline.pose_post import NUM_PARTS, PAD_VALUE, DeviceMaps, geometry, postprocess
 from pipeline.registry import DEFAULT_POSE
 from pipeline.resources import torch_dtype
@@ -171,7 +174,10 @@ def main_person_order(people: np.ndarray) -> np.ndarray:
     count = found.sum(1)
     x = np.where(found, people[:, :, 0], 0.0)
     y = np.where(found, people[:, :, 1], 0.0)
-    span = lambda v: np.where(found, v, -np.inf).max(1) - np.where(found, v, np.inf).min(1)
+
+    def span(v):
+        return np.where(found, v, -np.inf).max(1) - np.where(found, v, np.inf).min(1)
+
     with np.errstate(invalid="ignore", over="ignore"):
         area = np.where(count > 0, span(x) * span(y), -1.0)
     score = np.where(found, np.nan_to_num(people[:, :, 2]), 0.0).sum(1)
@@ -363,7 +369,7 @@ class PoseFromFilesStage:
         self.max_people = int(max_people)
 
     def __call__(self, batch: dict) -> dict:
-        from pipeline.pose_files import NO_FILE_FLAG, KeypointsFileError, find_keypoints_file
+        from pipeline.pose_files import NO_FILE_FLAG, KeypointsFileError
         from pipeline.schema import ERROR, PENDING
 
         count = len(batch["id"])

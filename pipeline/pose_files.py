@@ -134,7 +134,8 @@ def _dresscode_person(values, path) -> np.ndarray:
                                  f"got shape {arr.shape}")
     kp = np.full((NUM_PARTS, 3), np.nan)
     ids = arr[:, 3] if arr.shape[1] == 4 else None
-    if ids is not None and np.isfinite(ids).all() and sorted(ids[:NUM_PARTS].astype(int).tolist()) == list(range(NUM_PARTS)) \
+    if ids is not None and np.isfinite(ids).all() \
+            and sorted(ids[:NUM_PARTS].astype(int).tolist()) == list(range(NUM_PARTS)) \
             and np.all(ids[:NUM_PARTS] == np.round(ids[:NUM_PARTS])):
         rows = arr[:NUM_PARTS][np.argsort(ids[:NUM_PARTS], kind="stable")]
     else:

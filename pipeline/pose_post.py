@@ -175,7 +175,10 @@ class DeviceMaps:
         key = (height, width, str(device))
         if key not in self._cache:
             m = linear_maps(height, width)
-            as_t = lambda a: torch.tensor(a, dtype=torch.float32, device=device)
+
+            def as_t(a):
+                return torch.tensor(a, dtype=torch.float32, device=device)
+
             T = self.tile
             tiles = {"size": T}
             for axis, a in (("y", m.ay), ("x", m.ax)):
@@ -270,8 +273,8 @@ def find_peaks(heatmaps, height: int, width: int, device_maps: DeviceMaps | None
     heatmaps: float tensor (N, >=18, h8, w8) on any device (the network's second output, with
     padding rows/cols). method: "tiled" (evaluates only blocks that can hold a peak; ~3x less
     CPU work on maps with people), "dense" (full-resolution maps: a few large ops, best on a
-    GPU) or "auto" (dense on CUDA, tiled elsewhere); all give the same peaks. Returns numpy arrays (on the CPU): ``index``
-    int64 (K, 4) of (image, part, y, x) in row-major order per image and part (the order
+    GPU) or "auto" (dense on CUDA, tiled elsewhere); all give the same peaks. Returns numpy arrays
+    (on the CPU): ``index`` int64 (K, 4) of (image, part, y, x) in row-major order per image and part (the order
     controlnet_aux numbers its peaks in), and ``score`` float32 (K,): the unsmoothed upsampled
     heatmap at the peak, as controlnet_aux reports it.
     """

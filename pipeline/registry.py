@@ -119,7 +119,8 @@ def probe_hub(repo_id: str, filename: str, timeout: float = PROBE_TIMEOUT_S) -> 
         return f"the hub at {constants.ENDPOINT} did not answer within {timeout:g} s"
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
-        return f"the hub at {constants.ENDPOINT} cannot be reached ({first_line(reason) if isinstance(reason, BaseException) else reason})"
+        return (f"the hub at {constants.ENDPOINT} cannot be reached "
+                f"({first_line(reason) if isinstance(reason, BaseException) else reason})")
 
 
 def _cached(repo_id: str, filename: str) -> str | None:

@@ -310,7 +310,8 @@ def _flatten(value, prefix="") -> list[tuple[str, str]]:
 
 def _figure(thumb, caption: str, href: str | None, missing: str) -> str:
     if thumb is None:
-        return f'<figure class="none"><div class="ph">{_e(missing)}</div><figcaption>{_e(caption)}</figcaption></figure>'
+        return (f'<figure class="none"><div class="ph">{_e(missing)}</div>'
+                f'<figcaption>{_e(caption)}</figcaption></figure>')
     name, w, h = thumb
     img = f'<img src="{_e(quote(name))}" width="{w}" height="{h}" alt="{_e(caption)}" loading="lazy">'
     if href:
@@ -391,7 +392,7 @@ figcaption{font-size:11px;color:#666}
 .s-error{background:#dc322f;color:#fff}.s-ok{background:#3ca050;color:#fff}
 .s-skipped{background:#8c8c8c;color:#fff}.flag{background:#e69614;color:#fff}.facts{color:#555;font-size:12px}
 pre.error{white-space:pre-wrap;word-break:break-word;background:#fdecea;border:1px solid #f5c2c0;padding:6px;margin:6px 0 0;font-size:12px}
-"""
+"""  # noqa: E501  (CSS text: wrapping it would change the page's bytes)
 
 JS = """
 (function () {

@@ -47,10 +47,16 @@ def decode(data: bytes) -> np.ndarray:
 
 
 def reencode_like(pixels: np.ndarray, jpeg: bytes) -> np.ndarray:
-    """`pixels` through a JPEG encoder with the tables and subsampling of the file `jpeg`, decoded."""
+    """`pixels` through the pipeline's JPEG encoder (libjpeg-turbo, pipeline/codecs.py), decoded;
+    the file `jpeg` must have its quantization tables (quality) and 4:2:0 subsampling."""
+    from pipeline.codecs import JPEG_QUALITY, encode_jpeg
+
     model = Image.open(io.BytesIO(jpeg))
     assert model.format == "JPEG"
-    data = encode(pixels, "JPEG", qtables=model.quantization, subsampling=JpegImagePlugin.get_sampling(model))
+    data = encode_jpeg(pixels, JPEG_QUALITY)
+    reference = Image.open(io.BytesIO(data))
+    assert reference.quantization == model.quantization
+    assert JpegImagePlugin.get_sampling(reference) == JpegImagePlugin.get_sampling(model) == 2  # 4:2:0
     return decode(data)
 
 
@@ -72,7 +78,8 @@ def assert_composite(masked: bytes, photo: np.ndarray, mask: np.ndarray, fill: t
         return
     reference = reencode_like(expected, masked)
     differ = (reference != got).any(-1)
-    assert not differ.any(), (f"{np.count_nonzero(differ & inside)} pixels inside and {np.count_nonzero(differ & ~inside)}"
+    assert not differ.any(), (f"{np.count_nonzero(differ & inside)} pixels inside and "
+                              f"{np.count_nonzero(differ & ~inside)}"
                               f" outside the mask differ from the expected composite {fill}")
     # The comparison can tell a fill one level off (it would not be worth much otherwise).
     off = photo.copy()

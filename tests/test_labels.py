@@ -5,8 +5,24 @@ import numpy as np
 import pytest
 
 from pipeline.labels import (
-    BACKGROUND, CANONICAL, DRESS, FACE, HAIR, LABEL, LEFT_ARM, LEFT_LEG, LEFT_SHOE, NUM_LABELS, PANTS,
-    RIGHT_ARM, RIGHT_LEG, RIGHT_SHOE, SUNGLASSES, UPPER_CLOTHES, LabelSchemaError, mapping_for,
+    BACKGROUND,
+    CANONICAL,
+    DRESS,
+    FACE,
+    HAIR,
+    LABEL,
+    LEFT_ARM,
+    LEFT_LEG,
+    LEFT_SHOE,
+    NUM_LABELS,
+    PANTS,
+    RIGHT_ARM,
+    RIGHT_LEG,
+    RIGHT_SHOE,
+    SUNGLASSES,
+    UPPER_CLOTHES,
+    LabelSchemaError,
+    mapping_for,
     normalize_category,
 )
 
@@ -51,7 +67,8 @@ def test_atr_names_with_string_keys_in_any_order_are_read_by_numeric_id():
     assert mapping.lookup.tolist() == list(range(18))
 
 
-@pytest.mark.parametrize("spelling", ["Upper-clothes", "upper_clothes", "UPPER CLOTHES", " Upper clothes ", "upperclothes"])
+@pytest.mark.parametrize("spelling",
+                         ["Upper-clothes", "upper_clothes", "UPPER CLOTHES", " Upper clothes ", "upperclothes"])
 def test_name_spellings_are_normalized(spelling):
     names = list(ATR_NAMES)
     names[4] = spelling

@@ -52,7 +52,8 @@ def assert_close_to_reference(got: np.ndarray, image: Image.Image, size: tuple[i
     reference = resized(image, size)
     assert got.shape == reference.shape == (size[1], size[0], 3)
     difference = np.abs(got.astype(int) - reference)
-    assert difference.max() <= 1, f"off Pillow's bilinear by up to {difference.max()} levels (mean {difference.mean():.2f})"
+    assert difference.max() <= 1, (f"off Pillow's bilinear by up to {difference.max()} levels "
+                                   f"(mean {difference.mean():.2f})")
     # The photo tells the methods apart: each other one misses the tolerance above by far, and
     # nearest neighbour (the bug this guards against) is off on average, not only at a few pixels.
     for method in OTHER_METHODS:

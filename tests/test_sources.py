@@ -91,7 +91,8 @@ def test_folder_is_recursive_sorted_by_path_and_keeps_subfolders(tmp_path):
         touch(root / relative)
     rows = rows_of(list_rows(str(root) + "/", "lower_body"))
     assert [r["id"] for r in rows] == ["a/deeper/x", "a/y", "m/a_b", "m/b", "z"]
-    assert [r["source"] for r in rows] == [str(root / p) for p in ("a/deeper/x.jpg", "a/y.jpg", "m/a b.jpg", "m/b.png", "z.jpg")]
+    assert [r["source"] for r in rows] == [str(root / p)
+                                           for p in ("a/deeper/x.jpg", "a/y.jpg", "m/a b.jpg", "m/b.png", "z.jpg")]
     assert {r["category"] for r in rows} == {"lower_body"}
 
 
@@ -282,7 +283,8 @@ def test_manifest_parent_and_absolute_paths_are_read_where_they_point(tmp_path):
 @pytest.mark.parametrize("suffix", FORMATS)
 def test_manifest_same_path_twice_gives_two_rows(tmp_path, suffix):
     manifest = write_manifest(tmp_path / f"m{suffix}",
-                              [{"path": "a.jpg", "category": "upper_body"}, {"path": "a.jpg", "category": "lower_body"}],
+                              [{"path": "a.jpg", "category": "upper_body"},
+                               {"path": "a.jpg", "category": "lower_body"}],
                               ["path", "category"])
     rows = rows_of(list_rows(str(manifest)))
     assert [r["id"] for r in rows] == ["a", "a-2"]

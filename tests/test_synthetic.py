@@ -8,9 +8,26 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.labels import (BAG, BELT, DRESS, FACE, HAIR, HAT, LEFT_ARM, LEFT_LEG, LEFT_SHOE, NUM_LABELS,
-                             PANTS, RIGHT_ARM, RIGHT_LEG, RIGHT_SHOE, SCARF, SKIRT, SUNGLASSES,
-                             UPPER_CLOTHES)
+from pipeline.labels import (
+    BAG,
+    BELT,
+    DRESS,
+    FACE,
+    HAIR,
+    HAT,
+    LEFT_ARM,
+    LEFT_LEG,
+    LEFT_SHOE,
+    NUM_LABELS,
+    PANTS,
+    RIGHT_ARM,
+    RIGHT_LEG,
+    RIGHT_SHOE,
+    SCARF,
+    SKIRT,
+    SUNGLASSES,
+    UPPER_CLOTHES,
+)
 from pipeline.testing.synthetic import KEYPOINT_NAMES, load_truth, make_person, write_dataset
 
 W, H = 384, 512  # small for speed; the geometry does not depend on the size
@@ -73,7 +90,8 @@ def test_categories_and_garments(samples):
 def _labels_near(labels, x, y, radius):
     h, w = labels.shape
     x, y = int(round(x)), int(round(y))
-    return set(np.unique(labels[max(0, y - radius):min(h, y + radius + 1), max(0, x - radius):min(w, x + radius + 1)]).tolist())
+    window = labels[max(0, y - radius):min(h, y + radius + 1), max(0, x - radius):min(w, x + radius + 1)]
+    return set(np.unique(window).tolist())
 
 
 # Labels a keypoint may lie on (within a few pixels). A bag or an arm can cover the body.
@@ -132,7 +150,8 @@ def test_write_dataset_and_truth(tmp_path):
     assert files == sorted([f"person_{100 + i:06d}.jpg" for i in range(4)] + ["manifest.csv"])
     with open(photos / "manifest.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["path"], r["category"]) for r in rows] == [(f"person_{100 + i:06d}.jpg", records[i]["category"]) for i in range(4)]
+    assert [(r["path"], r["category"]) for r in rows] == [(f"person_{100 + i:06d}.jpg", records[i]["category"])
+                                                          for i in range(4)]
     labels, keypoints, category = load_truth(records[2])
     expected = make_person(102, W, H, category="dresses")
     assert np.array_equal(labels, expected.labels) and category == "dresses"

@@ -136,7 +136,8 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="compare-runs-"))
     try:
         make_photos(scratch / "data", args.photos)
-        trees = {name: extract(revision, scratch / name) for name, revision in (("base", args.base), ("head", args.head))}
+        trees = {name: extract(revision, scratch / name)
+                 for name, revision in (("base", args.base), ("head", args.head))}
         failed = False
         for setting, options in SETTINGS.items():
             seconds = {name: run(tree, scratch / "data", scratch / f"out-{setting}-{name}", options, args.num_cpus)

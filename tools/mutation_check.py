@@ -184,7 +184,8 @@ def run_tests(copy: Path, env: dict, tests: tuple[str, ...], timeout: float, sto
     try:
         done = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as expired:
-        output = (expired.stdout or b"").decode(errors="replace") if isinstance(expired.stdout, bytes) else (expired.stdout or "")
+        output = ((expired.stdout or b"").decode(errors="replace") if isinstance(expired.stdout, bytes)
+                  else (expired.stdout or ""))
         return Outcome(None, time.monotonic() - started, output)
     return Outcome(done.returncode, time.monotonic() - started, done.stdout + done.stderr)
 

@@ -157,7 +157,8 @@ def evaluate(model, images, labels, batch=32) -> dict:
         for start in range(0, len(images), batch):
             index = np.arange(start, min(len(images), start + batch))
             x = np.asarray(images[index]).astype(np.float32)
-            x = torch.from_numpy(((x / 255.0 - np.array(MEAN, np.float32)) / np.array(STD, np.float32))).permute(0, 3, 1, 2)
+            x = torch.from_numpy(((x / 255.0 - np.array(MEAN, np.float32)) / np.array(STD, np.float32)))
+            x = x.permute(0, 3, 1, 2)
             y = np.asarray(labels[index])
             logits = model(pixel_values=x).logits
             pred = F.interpolate(logits, size=y.shape[1:], mode="bilinear", align_corners=False).argmax(1).numpy()
@@ -201,7 +202,8 @@ def main(argv=None):
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--snapshots", type=Path, default=Path("/tmp/parser-snapshots"))
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "pipeline" / "assets" / "parser")
+    parser.add_argument("--out", type=Path,
+                        default=Path(__file__).resolve().parents[1] / "pipeline" / "assets" / "parser")
     parser.add_argument("--generate-only", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

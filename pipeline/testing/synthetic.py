@@ -19,10 +19,26 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.labels import (
+    BAG,
+    BELT,
+    DRESS,
+    FACE,
+    HAIR,
+    HAT,
+    LEFT_ARM,
+    LEFT_LEG,
+    LEFT_SHOE,
+    PANTS,
+    RIGHT_ARM,
+    RIGHT_LEG,
+    RIGHT_SHOE,
+    SCARF,
+    SKIRT,
+    SUNGLASSES,
+    UPPER_CLOTHES,
+)
 from pipeline.schema import COCO18_NAMES
-from pipeline.labels import (BACKGROUND, BAG, BELT, DRESS, FACE, HAIR, HAT, LEFT_ARM, LEFT_LEG, LEFT_SHOE,
-                     PANTS, RIGHT_ARM, RIGHT_LEG, RIGHT_SHOE, SCARF, SKIRT, SUNGLASSES,
-                     UPPER_CLOTHES)
 
 __all__ = ["Sample", "make_person", "write_dataset", "load_truth", "KEYPOINT_NAMES"]
 
@@ -233,7 +249,8 @@ def _pose(rng, width: int, height: int):
     crop = rng.uniform() < 0.15
     fig_h = height * (rng.uniform(0.95, 1.35) if crop else rng.uniform(0.6, 0.95))
     u = fig_h / 7.5  # head units
-    top = height * rng.uniform(0.01, 0.06) if crop else rng.uniform(0.01 * height, max(0.02 * height, height - fig_h - 0.01 * height))
+    top = (height * rng.uniform(0.01, 0.06) if crop
+           else rng.uniform(0.01 * height, max(0.02 * height, height - fig_h - 0.01 * height)))
     cx = width / 2 + rng.uniform(-0.14, 0.14) * width
     lean = rng.normal(0, 2.5)  # degrees, the whole figure about the hip centre
     g = {"u": u, "top": top, "cx": cx}
@@ -478,7 +495,8 @@ def make_person(seed: int, width: int = 768, height: int = 1024, *, category: st
             canvas.limb(sho, elb, 0.42 * u, 0.33 * u, garment_label, garment_mat, caps=(True, True))
         elif sleeve == "long":
             canvas.limb(sho, elb, 0.42 * u, 0.33 * u, garment_label, garment_mat)
-            canvas.limb(elb, elb + (wri - elb) * 0.93, 0.33 * u, 0.27 * u, garment_label, garment_mat, caps=(False, False))
+            canvas.limb(elb, elb + (wri - elb) * 0.93, 0.33 * u, 0.27 * u, garment_label, garment_mat,
+                        caps=(False, False))
         else:  # a strap on the shoulder
             canvas.ellipse(sho + np.array([0, -0.02 * u]), (0.16 * u, 0.1 * u), 0, garment_label, garment_mat)
     # 6. Head: face, ears, features, hair on top.
@@ -494,7 +512,8 @@ def make_person(seed: int, width: int = 768, height: int = 1024, *, category: st
     canvas.ellipse(face_low, (ax * 0.92, ay * (0.85 - hairline)), tilt, FACE, _M_SKIN)
     for eye in (P["r_eye"], P["l_eye"]):
         canvas.ellipse(eye, (0.07 * u, 0.035 * u), tilt, None, _M_DARK)
-        canvas.limb(eye + _rot(np.array([-0.08 * u, -0.1 * u]), tilt), eye + _rot(np.array([0.08 * u, -0.11 * u]), tilt),
+        canvas.limb(eye + _rot(np.array([-0.08 * u, -0.1 * u]), tilt),
+                    eye + _rot(np.array([0.08 * u, -0.11 * u]), tilt),
                     0.03 * u, 0.03 * u, None, _M_DARK)
     canvas.ellipse(P["mouth"], (0.11 * u, 0.035 * u), tilt, None, _M_LIPS)
     if has_glasses:
