@@ -57,10 +57,41 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from pipeline import codecs, fastmask, masks  # noqa: E402
-from pipeline.compose import FILLS, composite, encode_parse, encode_photo, encode_png  # noqa: E402
+from pipeline.compose import FILLS  # noqa: E402
 from pipeline.decode import MAX_PIXELS, decode_photo, open_photo, oriented_size  # noqa: E402
 from pipeline.labels import PALETTE  # noqa: E402
 from pipeline.testing.synthetic import make_person  # noqa: E402
+
+# -- "today": the mask stage's encoders and composite as they were before issue 18 (Pillow), kept
+# here as the baseline the new path (pipeline/codecs.py, pipeline/fastmask.py) is measured against.
+
+def _pillow_encode(image: Image.Image, extension: str = ".png") -> bytes:
+    buffer = io.BytesIO()
+    if extension == ".jpg":
+        image.save(buffer, format="JPEG", quality=95)
+    else:
+        image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    return _pillow_encode(Image.fromarray(pixels))
+
+
+def encode_photo(pixels: np.ndarray, extension: str) -> bytes:
+    return _pillow_encode(Image.fromarray(pixels), extension)
+
+
+def encode_parse(labels: np.ndarray) -> bytes:
+    image = Image.fromarray(labels).convert("P")
+    image.putpalette(PALETTE.reshape(-1).tolist())
+    return _pillow_encode(image)
+
+
+def composite(photo: np.ndarray, mask: np.ndarray, fill: str) -> np.ndarray:
+    out = photo.copy()
+    out[mask > 0] = FILLS[fill]
+    return out
 
 WORKING = (576, 768)  # the pipeline's default --width, --height
 SIZES = ((768, 1024), (1536, 2048))
@@ -318,7 +349,8 @@ def print_size(result: dict) -> None:
     agree = result["agreement"]
     print(f"decoders (new path): {result['decoders']}; agreement: masks {agree['masks_equal']}, flags "
           f"{agree['flags_equal']}, label fractions {agree['fractions_equal']}, bbox {agree['bbox_equal']}, "
-          f"composites {agree['composites_equal']}, full-size decodes {agree['full_decodes_equal']}, PNG pixels {agree['png_pixels_equal']}; working-size "
+          f"composites {agree['composites_equal']}, full-size decodes {agree['full_decodes_equal']}, "
+          f"PNG pixels {agree['png_pixels_equal']}; working-size "
           f"decode mean |diff| <= {agree['working_mean_abs_diff_max']:.2f} levels; bytes new/today: JPEG "
           f"{agree['jpeg_bytes_new_over_today']:.3f}, PNGs {agree['png_bytes_new_over_today']:.3f}")
 

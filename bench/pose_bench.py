@@ -32,9 +32,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from pipeline import pose_post as pp  # noqa: E402
-
-from pipeline.testing import pose_maps as pm  # noqa: E402
 from pipeline.pose import PoseEstimator, _bodypose_model_class, load_body_net  # noqa: E402
+from pipeline.testing import pose_maps as pm  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -284,11 +284,33 @@ def child_pipeline(args) -> dict:
     imported = time.perf_counter()
     dataflow.init_ray(config)
     ray_ready = time.perf_counter()
-    marks = []
-    summary = dataflow.run(config, overwrite=True, on_progress=lambda p: marks.append((time.perf_counter(), p.done)))
+    marks, left = [], {}
+    epoch_ready = time.time()
+
+    def on_progress(progress):
+        marks.append((time.perf_counter(), progress.done))
+        for name, times in progress.last_left.items():  # when each row left each stage
+            left.setdefault(name, []).extend((np.asarray(times) - epoch_ready).tolist())
+
+    summary = dataflow.run(config, overwrite=True, on_progress=on_progress)
     finished = time.perf_counter()
     return {"import_s": imported - started, "ray_init_s": ray_ready - imported, "run_s": finished - ray_ready,
-            "marks": [(t - ray_ready, d) for t, d in marks], "summary": summary}
+            "marks": [(t - ray_ready, d) for t, d in marks], "summary": summary,
+            "left": {name: sorted(times) for name, times in left.items()}}
+
+
+TIMELINE_SHARES = (0.01, 0.1, 0.25, 0.5, 0.75, 1.0)
+
+
+def timeline(left: dict) -> dict:
+    """Seconds after Ray's start-up at which each share of the rows had left each stage."""
+    table = {}
+    for name in ("left_decode", "left_parse", "left_pose", "left_mask", "left_write"):
+        times = left.get(name)
+        if times:
+            table[name[len("left_"):]] = {f"{share:.0%}": round(times[max(0, int(round(share * len(times))) - 1)], 2)
+                                          for share in TIMELINE_SHARES}
+    return table
 
 
 def steady_rate(marks: list, flush_s: float = 1.0) -> float | None:
@@ -321,9 +343,11 @@ def run_pipeline(args) -> dict:
     n = result["summary"]["this_run"]["rows"]
     marks = result.pop("marks")
     steady = steady_rate(marks)
+    first = marks[0][0] if marks else None
     result.update(wall_s=wall, images=n, load_before=before, images_per_s_wall=n / wall,
                   images_per_s_without_ray_startup=n / result["run_s"], images_per_s_steady=steady,
-                  first_batch_after_s=marks[0][0] if marks else None)
+                  first_batch_after_s=first, first_part_share_of_run=first / result["run_s"] if first else None,
+                  timeline=timeline(result.pop("left")))
     return result
 
 
@@ -445,6 +469,11 @@ def main(argv=None) -> dict:
               f"first part after {p['first_batch_after_s'] or 0:.1f} s, "
               f"then steady {p['images_per_s_steady'] or 0:.2f} img/s; "
               f"status {p['summary']['status']} (load {p['load_before']})", flush=True)
+        print(f"  first manifest part at {p['first_part_share_of_run'] or 0:.1%} of the dataset run; rows out per "
+              "stage, seconds after Ray's start-up:", flush=True)
+        print("  " + "stage".ljust(8) + "".join(share.rjust(8) for share in next(iter(p["timeline"].values()), {})))
+        for stage, marks_at in p["timeline"].items():
+            print("  " + stage.ljust(8) + "".join(f"{t:8.1f}" for t in marks_at.values()), flush=True)
     if "baseline" not in skip:
         print("3. the seed tool's way (one photo after another) ...", flush=True)
         b = results["baseline"] = run_baseline(args)

@@ -8,8 +8,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from .labels import PASSTHROUGH_CATEGORY, normalize_category
 from .compose import JPEG_QUALITY
+from .labels import PASSTHROUGH_CATEGORY, normalize_category
 from .schema import ERROR, EXIF_SOFTWARE, PENDING, TOOL_OUTPUT_SOFTWARE
 
 
@@ -86,7 +86,7 @@ def masked_image(mask_type, imagepath, output_path=None, width=576, height=768, 
     exif = Image.Exif()
     exif[EXIF_SOFTWARE] = TOOL_OUTPUT_SOFTWARE  # a later folder run over this folder knows the file (README)
     masked = masked.convert("RGB")
-    quality = {"quality": JPEG_QUALITY} if output_path.lower().endswith((".jpg", ".jpeg")) else {}
+    quality = {"quality": JPEG_QUALITY} if os.fspath(output_path).lower().endswith((".jpg", ".jpeg")) else {}
     try:
         masked.save(output_path, exif=exif.tobytes(), **quality)
     except (TypeError, ValueError, OSError):  # a format without EXIF (BMP, GIF): unmarked

@@ -7,17 +7,14 @@ geometry's size-relative constants see the real height. Everything leaves this s
 """
 from __future__ import annotations
 
-import io
 import json
 import posixpath
 import time
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from . import masks
-from .decode import decode_photo
+from . import codecs, fastmask, masks
 from .labels import NUM_LABELS, PALETTE
 from .pose_files import to_openpose_json
 from .schema import ERROR, FILE_KINDS, OK, PENDING, SKIPPED
@@ -31,34 +28,21 @@ def photo_extension(source: str) -> str:
     return ".jpg" if posixpath.splitext(source)[1].lower() in (".jpg", ".jpeg") else ".png"
 
 
-def _encode(image: Image.Image, extension: str = ".png") -> bytes:
-    buffer = io.BytesIO()
-    if extension == ".jpg":
-        image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
-    else:
-        image.save(buffer, format="PNG", compress_level=1)  # speed over size: masks compress well anyway
-    return buffer.getvalue()
-
-
 def encode_png(pixels: np.ndarray) -> bytes:
-    return _encode(Image.fromarray(pixels))
+    return codecs.encode_png(pixels)
 
 
 def encode_photo(pixels: np.ndarray, extension: str) -> bytes:
-    return _encode(Image.fromarray(pixels), extension)
+    return codecs.encode_jpeg(pixels, JPEG_QUALITY) if extension == ".jpg" else codecs.encode_png(pixels)
 
 
 def encode_parse(labels: np.ndarray) -> bytes:
     """A palette PNG: pixel values are the canonical label ids, the palette only for viewing."""
-    image = Image.fromarray(labels).convert("P")
-    image.putpalette(PALETTE.reshape(-1).tolist())
-    return _encode(image)
+    return codecs.encode_png(labels, palette=PALETTE)
 
 
-def composite(photo: np.ndarray, mask: np.ndarray, fill: str) -> np.ndarray:
-    out = photo.copy()
-    out[mask > 0] = FILLS[fill]
-    return out
+def composite(photo: np.ndarray, mask: np.ndarray, fill: str, inplace: bool = False) -> np.ndarray:
+    return fastmask.composite(photo, mask, FILLS[fill], inplace=inplace)
 
 
 def scale_keypoints(keypoints: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int]) -> np.ndarray:
@@ -118,7 +102,8 @@ class MaskStage:
                     outputs[f"{kind}_ext"][row], outputs[f"{kind}_bytes"][row] = "", b""
             milliseconds[row] = (time.perf_counter() - started) * 1000.0
         out = {k: v for k, v in batch.items() if k not in self.DROPPED}
-        out.update(outputs, status=status, error=error, ms_mask=milliseconds)
+        out.update(outputs, status=status, error=error, ms_mask=milliseconds,
+                   left_mask=np.full(count, time.time()))
         return out
 
     def _passthrough(self, batch: dict, row: int, outputs: dict) -> None:
@@ -128,7 +113,7 @@ class MaskStage:
 
     def _compose(self, batch: dict, row: int, outputs: dict) -> None:
         source, category = batch["source"][row], batch["category"][row]
-        photo = np.asarray(decode_photo(batch["data"][row]))
+        photo, _ = codecs.decode_full(batch["data"][row])  # writable: the composite is drawn into it
         height, width = photo.shape[:2]
         working = batch["labels"][row]
         labels = cv2.resize(working, (width, height), interpolation=cv2.INTER_NEAREST)
@@ -138,28 +123,29 @@ class MaskStage:
             people = scale_keypoints(batch["people"][row], (working.shape[1], working.shape[0]), (width, height))
             persons = int(batch["persons"][row])
             keypoints = outputs["keypoints"][row] = people[0]
-        person = masks.main_person(labels)  # shared by the mask and the flags: costly on big photos
-        mask = masks.make_mask(labels, keypoints, category, self.style, ootd_variant=self.ootd_variant,
-                               person=person)
+        # The geometry runs on the body's box where that is exact (pipeline/fastmask.py); the
+        # main person is shared by the mask and the flags.
+        body = fastmask.body_box(labels)
+        person = fastmask.main_person(labels, body)
+        mask = fastmask.make_mask(labels, keypoints, category, self.style, ootd_variant=self.ootd_variant,
+                                  person=person, box=body)
+        box = fastmask.mask_bbox(mask, fastmask.mask_region(self.style, body))
         extension = photo_extension(source)
-        files = {
-            "mask": (".png", encode_png(mask)),
-            "masked": (extension, encode_photo(composite(photo, mask, self.fill), extension)),
-            "parse": (".png", encode_parse(labels)),
-        }
+        files = {"mask": (".png", encode_png(mask)), "parse": (".png", encode_parse(labels))}
+        if self.style == "crop" and box is not None:  # cut before the composite paints the photo
+            x0, y0, x1, y1 = box
+            files["crop"] = (extension, encode_photo(photo[y0:y1, x0:x1], extension))
+        masked = fastmask.composite(photo, mask, FILLS[self.fill], region=box, inplace=True)
+        files["masked"] = (extension, encode_photo(masked, extension))
         if has_pose:
             document = to_openpose_json(list(people[:persons]), 0, canvas_size=(width, height))
             files["pose"] = (".json", json.dumps(document).encode())
-        box = masks.mask_bbox(mask)
-        if self.style == "crop" and box is not None:
-            x0, y0, x1, y1 = box
-            files["crop"] = (extension, encode_photo(photo[y0:y1, x0:x1], extension))
         for kind, (file_extension, data) in files.items():
             outputs[f"{kind}_ext"][row], outputs[f"{kind}_bytes"][row] = file_extension, data
         if box is not None:
             outputs["mask_bbox"][row] = box
         outputs["mask_area"][row] = float(np.count_nonzero(mask)) / mask.size
-        outputs["label_fractions"][row] = masks.label_fractions(labels)
+        outputs["label_fractions"][row] = fastmask.label_fractions_from_working(working, (width, height))
         flags = masks.quality_flags(labels, keypoints, persons, category, mask, person=person)
         if "pose_flag" in batch and batch["pose_flag"][row]:  # --pose-from: the row had no keypoint file
             flags.append(str(batch["pose_flag"][row]))

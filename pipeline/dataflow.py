@@ -18,7 +18,7 @@ from . import sources
 from .config import OUTPUT_DEFINING, RunConfig, default
 from .resources import StagePlan, plan_model_stages, resolve_precision
 from .runstate import RUN_JSON, SUMMARY_JSON, RunLock, read_json, write_json
-from .schema import ERROR, TIMINGS, VtonError
+from .schema import ERROR, LEFT, TIMINGS, VtonError
 from .sinks import MANIFEST_DIR, drop_rows_with_status, read_manifest
 from .storage import OutputFolder
 
@@ -179,6 +179,9 @@ class Progress:
         self.total, self.lines = total, lines
         self.counts: Counter = Counter()
         self.stage_ms: Counter = Counter()
+        # The last finished batch's stage exit times (epoch s), for an on_progress callback that
+        # draws the run's timeline (bench/throughput.py); not kept, so a long run's driver stays small.
+        self.last_left: dict = {}
         self.started = self.last_log = time.monotonic()
 
     @property
@@ -191,6 +194,7 @@ class Progress:
 
     def update(self, batch: dict) -> None:
         self.counts.update(str(s) for s in batch["status"])
+        self.last_left = {name: batch[name] for name in LEFT if name in batch}
         for name in TIMINGS:
             self.stage_ms[name] += float(batch[name].sum())
         now = time.monotonic()

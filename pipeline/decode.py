@@ -110,7 +110,9 @@ def _explain(error: Exception) -> str:
 
 def decode_batch(batch: dict, width: int, height: int, max_pixels: int = MAX_PIXELS) -> dict:
     """Adds `data`, `image` (N, height, width, 3) uint8, `width`/`height` (photo), `skip_reason`
-    ("" or TOOL_OUTPUT_FLAG: a file masked_image wrote, skipped), `ms_decode`."""
+    ("" or TOOL_OUTPUT_FLAG: a file masked_image wrote, skipped), `decoder` (which library made
+    the working-size image: "simplejpeg" or "pillow", see pipeline/codecs.py), `ms_decode`."""
+    from .codecs import decode_working  # codecs builds on this module
     count = len(batch["id"])
     status = np.array(batch["status"], dtype=object)
     # Text everywhere ("" = no error): Ray turns each batch into Arrow on its own, and a column of
@@ -121,6 +123,7 @@ def decode_batch(batch: dict, width: int, height: int, max_pixels: int = MAX_PIX
     photo_height = np.zeros(count, dtype=np.int32)
     data_column = np.empty(count, dtype=object)
     skip_reason = np.full(count, "", dtype=object)
+    decoder = np.full(count, "", dtype=object)
     milliseconds = np.zeros(count, dtype=np.float32)
     for row in range(count):
         data_column[row] = b""
@@ -134,14 +137,15 @@ def decode_batch(batch: dict, width: int, height: int, max_pixels: int = MAX_PIX
             if software == TOOL_OUTPUT_SOFTWARE:
                 status[row], skip_reason[row], data_column[row] = SKIPPED, TOOL_OUTPUT_FLAG, b""
             elif status[row] == PENDING:  # passthrough rows need their size, not their pixels
-                images[row] = np.asarray(decode_photo(data, (width, height), max_pixels))
+                images[row], decoder[row] = decode_working(data, (width, height), max_pixels)
         except DecodeError as bad:
             status[row], error[row] = ERROR, str(bad)
             data_column[row] = b""
         milliseconds[row] = (time.perf_counter() - started) * 1000.0
     out = dict(batch)
     out.update(status=status, error=error, data=data_column, image=images, width=photo_width,
-               height=photo_height, skip_reason=skip_reason, ms_decode=milliseconds)
+               height=photo_height, skip_reason=skip_reason, decoder=decoder, ms_decode=milliseconds,
+               left_decode=np.full(count, time.time()))
     return out
 
 

@@ -46,7 +46,7 @@ def body_box(labels: np.ndarray) -> Box | None:
     functions below can work on this box instead of the whole map (one cheap cv2 pass).
     """
     labels = _labels(labels)
-    x, y, w, h = cv2.boundingRect(cv2.compare(labels, BACKGROUND, cv2.CMP_NE))
+    x, y, w, h = cv2.boundingRect(_non_background(labels))
     if w == 0 or h == 0:
         return None
     return x, y, x + w, y + h
@@ -80,12 +80,17 @@ def main_person(labels: np.ndarray, box: Box | None | str = "auto") -> np.ndarra
     x0, y0, x1, y1 = box
     x0, y0 = max(0, x0 - margin) & ~1, max(0, y0 - margin) & ~1
     x1, y1 = min(width, x1 + margin), min(height, y1 + margin)
-    body = cv2.compare(labels[y0:y1, x0:x1], BACKGROUND, cv2.CMP_NE)  # 0/255, as good as 0/1
+    body = _non_background(labels[y0:y1, x0:x1])
     if radius > 0:
         kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
         body = cv2.morphologyEx(body, cv2.MORPH_CLOSE, kernel)
     person[y0:y1, x0:x1] = _largest_component(body)
     return person
+
+
+def _non_background(labels: np.ndarray) -> np.ndarray:
+    """uint8 0/1 of the non-background pixels (numpy: cv2.compare with a scalar misreads 1x1 maps)."""
+    return (labels != BACKGROUND).view(np.uint8)
 
 
 def _closing_margin(radius: int) -> int:
@@ -113,8 +118,9 @@ def make_mask(labels, keypoints, category, style="rect", *, ootd_variant="hd", p
     Why: a rect mask is the union of the main person's garment rectangles minus shoe pixels,
     a crop mask the box of the main person's garments: both lie inside the body's box and use
     no size-relative constant, so the same function on the crop, pasted back, is the same mask
-    for the box's share of the cost (a third to four fifths). parse and ootd reach a fraction of the full height around the
-    garments (and ootd draws arm bands from keypoints): they run full-size in pipeline.masks.
+    for the box's share of the cost (a third to four fifths). parse and ootd reach a fraction of
+    the full height around the garments (and ootd draws arm bands from keypoints): they run
+    full-size in pipeline.masks.
     Arguments and errors are masks.make_mask's (validation happens there in every case).
     """
     if style not in CROPPABLE_STYLES:
@@ -209,6 +215,8 @@ def label_fractions_from_working(working: np.ndarray, size: tuple[int, int]) -> 
         return np.zeros(NUM_LABELS, np.float32)
     if working.size == 0:
         raise ValueError("an empty working map cannot be upsampled")
+    if width < working.shape[1] or height < working.shape[0]:  # a photo smaller than the working map:
+        return label_fractions(cv2.resize(working, (width, height), interpolation=cv2.INTER_NEAREST))  # cheap
     row_repeats = np.bincount(_nearest_index(working.shape[0], height), minlength=working.shape[0])
     col_repeats = np.bincount(_nearest_index(working.shape[1], width), minlength=working.shape[1])
     counts = np.zeros(NUM_LABELS + 1, np.int64)  # the last bucket: ids 18..255

@@ -96,4 +96,5 @@ class ModelStage:
         out = dict(batch)
         out.update(columns, status=status, error=error)
         out[f"ms_{self.name}"] = timing
+        out[f"left_{self.name}"] = np.full(len(images), time.time())
         return out

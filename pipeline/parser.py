@@ -19,7 +19,6 @@ from .resources import torch_dtype
 from .schema import ModelLoadError, first_line
 
 
-
 def _load_error(source: str, error: Exception) -> ModelLoadError:
     """One line naming the checkpoint; the way out depends on whether it is a folder or a hub id."""
     reason = first_line(error)

@@ -399,7 +399,7 @@ class PoseFromFilesStage:
                 columns["persons"][row] = len(people)
             columns["ms_pose"][row] = (time.perf_counter() - started) * 1000.0
         out = dict(batch)
-        out.update(columns, status=status, error=error, pose_flag=flags)
+        out.update(columns, status=status, error=error, pose_flag=flags, left_pose=np.full(count, time.time()))
         return out
 
 

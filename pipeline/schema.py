@@ -17,6 +17,10 @@ TIMINGS = ("ms_decode", "ms_parse", "ms_pose", "ms_mask", "ms_write")
 # output layout names them; the manifest records each as `<kind>_path`.
 FILE_KINDS = ("mask", "masked", "parse", "pose", "crop")
 
+# When each row left each stage (epoch seconds, float64): batch columns the driver collects into
+# the run's timeline (`Progress.timeline`, bench/throughput.py); not in the manifest.
+LEFT = ("left_decode", "left_parse", "left_pose", "left_mask", "left_write")
+
 # Keypoints: COCO-18, the order OpenPose's COCO model and controlnet_aux use.
 NUM_KEYPOINTS = 18
 COCO18_NAMES = (

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from .labels import NUM_LABELS
 from .layouts import Layout, get_layout
-from .schema import FILE_KINDS, NUM_KEYPOINTS, OK, TIMINGS
+from .schema import FILE_KINDS, LEFT, NUM_KEYPOINTS, OK, TIMINGS
 from .storage import OutputFolder
 
 MANIFEST_DIR = "manifest"
@@ -32,6 +32,7 @@ MANIFEST_SCHEMA = pa.schema([
     ("flags", pa.list_(pa.string())),
     ("label_fractions", pa.list_(pa.float32(), NUM_LABELS)),
     ("parser", pa.string()), ("pose_model", pa.string()), ("style", pa.string()),
+    ("decoder", pa.string()),
     *((name, pa.float32()) for name in TIMINGS),
 ])
 
@@ -60,6 +61,7 @@ def manifest_table(batch: dict, run_info: dict) -> pa.Table:
         "mask_bbox": [None if b is None or b[0] < 0 else [int(v) for v in b] for b in boxes],
         "mask_area": per_ok_row(optional("mask_area", None), float),
         "flags": [v.split(",") if v else [] for v in optional("flags", "")],
+        "decoder": _text(optional("decoder", "")),
         "label_fractions": per_ok_row(optional("label_fractions", None), lambda v: np.asarray(v, np.float32)),
     }
     for kind in FILE_KINDS:
@@ -114,6 +116,8 @@ class WriteStage:
         result = {name: np.asarray(table.column(name).to_pylist(), dtype=object) for name in ("id", "status", "error")}
         result.update({name: np.nan_to_num(np.asarray(table.column(name).to_pylist(), dtype=np.float32))
                        for name in TIMINGS})
+        result.update({name: np.asarray(batch[name], np.float64) for name in LEFT if name in batch})
+        result["left_write"] = np.full(count, time.time())
         return result
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from test_e2e import run_cli
 
 from pipeline.testing.synthetic import make_person
-from test_e2e import run_cli
 
 
 def _jpeg(pixels: np.ndarray, **options) -> bytes:

@@ -9,7 +9,6 @@ import sys
 
 import pytest
 from PIL import Image
-
 from test_e2e import run_cli
 
 

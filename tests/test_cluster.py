@@ -230,11 +230,10 @@ def fake_summary(rows: int) -> dict:
 
 def test_the_job_reruns_the_missing_rows_after_a_cluster_failure_only(monkeypatch, capsys):
     import ray.exceptions
+    from ray.data import DataContext
     from ray.data.exceptions import ExecutionTimeoutError
 
     import pipeline.dataflow as dataflow
-
-    from ray.data import DataContext
 
     context = DataContext.get_current()  # run_job sets its stall timeout: restore it for other tests
     monkeypatch.setattr(context, "execution_no_progress_timeout_s", context.execution_no_progress_timeout_s)

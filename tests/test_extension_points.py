@@ -9,10 +9,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
-
-from pipeline.testing.synthetic import make_person
 from test_e2e import run_cli
 from toy_plugins import SKELETON
+
+from pipeline.testing.synthetic import make_person
 
 PHOTOS = 4
 

@@ -174,3 +174,21 @@ def test_bad_arguments_raise_like_today():
     empty = np.zeros((128, 96), np.uint8)
     with pytest.raises(ValueError, match="no mask"):
         fastmask.make_mask(empty, None, "other", "rect")
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 2), (40, 7), (5, 300)])
+def test_label_fractions_from_working_for_photos_smaller_than_the_working_map(size):
+    working = np.random.default_rng(3).integers(0, 20, (64, 48), dtype=np.uint8)
+    full = cv2.resize(working, size, interpolation=cv2.INTER_NEAREST)
+    assert np.array_equal(fastmask.label_fractions_from_working(working, size), masks.label_fractions(full))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 5), (4, 1), (2, 2)])
+def test_tiny_maps(shape):
+    labels = np.full(shape, 4, np.uint8)
+    labels.flat[0] = 0
+    assert fastmask.body_box(labels) == masks.mask_bbox(labels != 0)
+    assert np.array_equal(fastmask.main_person(labels), masks.main_person(labels))
+    for style in ("rect", "crop"):
+        assert np.array_equal(fastmask.make_mask(labels, None, "upper_body", style),
+                              masks.make_mask(labels, None, "upper_body", style))

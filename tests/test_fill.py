@@ -47,10 +47,16 @@ def decode(data: bytes) -> np.ndarray:
 
 
 def reencode_like(pixels: np.ndarray, jpeg: bytes) -> np.ndarray:
-    """`pixels` through a JPEG encoder with the tables and subsampling of the file `jpeg`, decoded."""
+    """`pixels` through the pipeline's JPEG encoder (libjpeg-turbo, pipeline/codecs.py), decoded;
+    the file `jpeg` must have its quantization tables (quality) and 4:2:0 subsampling."""
+    from pipeline.codecs import JPEG_QUALITY, encode_jpeg
+
     model = Image.open(io.BytesIO(jpeg))
     assert model.format == "JPEG"
-    data = encode(pixels, "JPEG", qtables=model.quantization, subsampling=JpegImagePlugin.get_sampling(model))
+    data = encode_jpeg(pixels, JPEG_QUALITY)
+    reference = Image.open(io.BytesIO(data))
+    assert reference.quantization == model.quantization
+    assert JpegImagePlugin.get_sampling(reference) == JpegImagePlugin.get_sampling(model) == 2  # 4:2:0
     return decode(data)
 
 

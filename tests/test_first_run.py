@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from test_e2e import ROOT, run_cli
 
 from pipeline.registry import DEFAULT_PARSER, DEFAULT_POSE, PROBE_TIMEOUT_S
-from test_e2e import ROOT, run_cli
 
 SAMPLES = ROOT / "pipeline" / "assets" / "samples"
 BUNDLED_PARSER = ROOT / "pipeline" / "assets" / "parser"

@@ -13,11 +13,11 @@ import uuid
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from test_e2e import run_cli
 
 from pipeline import sources, storage
 from pipeline.storage import OutputFolder
 from pipeline.testing.synthetic import make_person
-from test_e2e import run_cli
 
 moto_server = pytest.importorskip("moto.server", reason="needs moto[server] (the test extra)")
 boto3 = pytest.importorskip("boto3")

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import build_tiny_parser
 from transformers import SegformerImageProcessor
 
-from conftest import build_tiny_parser
 from pipeline.parser import SegformerParser
 
 BUNDLED_PARSER = Path(__file__).resolve().parents[1] / "pipeline" / "assets" / "parser"

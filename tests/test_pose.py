@@ -15,11 +15,9 @@ import pytest
 import torch
 
 from pipeline import pose_post as pp
-
-from pipeline.testing import pose_maps as pm
+from pipeline.pose import ModelLoadError, PoseBatch, PoseEstimator, load_body_net, main_person_order, resolve_weights
 from pipeline.schema import VtonError
-from pipeline.pose import (ModelLoadError, PoseBatch, PoseEstimator, load_body_net,
-                           main_person_order, resolve_weights)
+from pipeline.testing import pose_maps as pm
 
 
 @pytest.fixture(scope="module")

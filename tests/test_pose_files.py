@@ -6,8 +6,14 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.pose_files import (BODY25_TO_COCO18, KeypointsFileError, find_keypoints_file,
-                                 keypoints_for_row, load_keypoints_file, to_openpose_json)
+from pipeline.pose_files import (
+    BODY25_TO_COCO18,
+    KeypointsFileError,
+    find_keypoints_file,
+    keypoints_for_row,
+    load_keypoints_file,
+    to_openpose_json,
+)
 
 
 def person(offset=0.0, missing=()):

@@ -6,9 +6,9 @@ chromedriver with selenium; with CI=true a missing browser fails it, elsewhere i
 """
 from __future__ import annotations
 
+import argparse
 import functools
 import http.server
-import argparse
 import json
 import os
 import shutil

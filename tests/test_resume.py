@@ -12,9 +12,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from test_e2e import ROOT, run_cli
 
 from pipeline.testing.synthetic import make_person
-from test_e2e import ROOT, run_cli
 
 PHOTOS = 48
 

@@ -9,7 +9,6 @@ import numpy as np
 
 from pipeline.pose_post import LIMB_SEQ, MAP_IDX, NUM_PARTS, geometry
 
-
 # A standing person, COCO-18, x relative to the body's centre line and y from the head top, in
 # units of the person's height (the person's right side is on the image's left).
 TEMPLATE = np.array([
