@@ -91,6 +91,7 @@ def build_dataset(rows: pa.Table, config: RunConfig, run_info: dict, plan: Stage
 
     from .compose import mask_batch
     from .decode import decode_batch
+    from .modelstage import StageChain
     from .registry import family
     from .sinks import write_batch
 
@@ -120,22 +121,24 @@ def build_dataset(rows: pa.Table, config: RunConfig, run_info: dict, plan: Stage
     stage_args = dict(device=device, precision=precision, torch_threads=plan.torch_threads,
                       batch_size=config.batch_size, max_batch_size=config.max_batch_size,
                       gpu_share=plan.num_gpus or 1.0, probe=config.probe, width=config.width, height=config.height)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*ray_remote_args. is deprecated")
-        dataset = dataset.map_batches(
-            family("parser", config.parser_family).stage_class(), fn_constructor_args=(config.parser,),
-            fn_constructor_kwargs=dict(labels=config.labels, compile=config.compile, **stage_args), **model_args)
+    model_stages = [(family("parser", config.parser_family).stage_class(), (config.parser,),
+                     dict(labels=config.labels, compile=config.compile, **stage_args))]
+    if config.pose_from is None and config.pose_enabled:
+        model_stages.append((family("pose", config.pose_family).stage_class(), (config.pose,), stage_args))
+    if device == "cpu" and len(model_stages) > 1:
+        # One pool of actors that run every model on each batch (modelstage.StageChain: on shared
+        # cores, separate pools let the first model run ahead and the outputs come late).
+        model_stages = [(StageChain, (model_stages,), {})]
+    for stage, args, kwargs in model_stages:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*ray_remote_args. is deprecated")
+            dataset = dataset.map_batches(stage, fn_constructor_args=args, fn_constructor_kwargs=kwargs,
+                                          **model_args)
     if config.pose_from is not None:
         from .pose import pose_from_files_batch
 
         dataset = dataset.map_batches(pose_from_files_batch, batch_size=DECODE_BATCH, batch_format="numpy",
                                       fn_kwargs={"folder": config.pose_from}, num_cpus=0.25)
-    elif config.pose_enabled:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*ray_remote_args. is deprecated")
-            dataset = dataset.map_batches(family("pose", config.pose_family).stage_class(),
-                                          fn_constructor_args=(config.pose,), fn_constructor_kwargs=stage_args,
-                                          **model_args)
     dataset = dataset.map_batches(mask_batch, batch_size=MASK_BATCH, batch_format="numpy",
                                   fn_kwargs=dict(style=config.style, fill=config.fill,
                                                  ootd_variant=config.ootd_variant),

@@ -98,3 +98,29 @@ class ModelStage:
         out[f"ms_{self.name}"] = timing
         out[f"left_{self.name}"] = np.full(len(images), time.time())
         return out
+
+
+class StageChain:
+    """Several model stages in one actor, run one after the other on each batch.
+
+    Why: on a CPU-only node the model stages share the same cores. As separate actor pools, the
+    first (parse) runs ahead through most of the photos while the second (pose) starts late, so
+    the first outputs appear late and the stages end one after the other. Chained in one actor,
+    every batch goes through both models at once and rows come out from the first batches on,
+    for the same CPU work. GPU nodes keep one pool per stage (each GPU holds one actor of each).
+
+    stages: (stage class or `package.module:name` reference, constructor args, kwargs) each.
+    """
+
+    def __init__(self, stages: list):
+        from .plugins import load_reference
+
+        self.stages = []
+        for stage, args, kwargs in stages:
+            cls = load_reference(stage, "model stage") if isinstance(stage, str) else stage
+            self.stages.append(cls(*args, **kwargs))
+
+    def __call__(self, batch: dict) -> dict:
+        for stage in self.stages:
+            batch = stage(batch)
+        return batch

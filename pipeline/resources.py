@@ -66,7 +66,9 @@ def plan_model_stages(cluster_cpus: float, cluster_gpus: float, gpu_fraction: fl
                       memory: float | None = None) -> StagePlan:
     """Both model stages live on every GPU; without GPUs they share the CPUs with the CPU tasks.
 
-    On CPU each stage gets a pool of actors, up to one per core of a node (at most
+    On CPU the model stages run chained in one pool (pipeline.modelstage.StageChain; `stages`
+    still counts the models each actor holds, for memory). The pool has up to one actor per
+    core of a node (at most
     MAX_CPU_ACTORS per node), with the node's cores split between them, rather than one
     multi-threaded actor: whichever stage is the bottleneck then has every core (the OS shares
     them out between busy processes), and on a small node each actor has one torch thread, so

@@ -6,7 +6,7 @@ and every manifest value but the timings.
     python tools/compare_runs.py --base v1 --head v2 --photos 40
 
 Each version is extracted with `git archive` (the work tree for --head WORKTREE, the default) and
-run as `python -m pipeline run` with that tree first on PYTHONPATH, with the bundled parser and
+run as `python -m pipeline run` with that tree first on PYTHONPATH, with the base's bundled parser and
 two settings: (a) ootd style with keypoints from files (--pose-from, the generator's true
 keypoints) on a manifest of mixed categories (other included); (b) crop style, gray fill, pose
 off. Exit status 0 when every output is equal.
@@ -76,7 +76,7 @@ def run(tree: Path, data: Path, out: Path, options: list[str], num_cpus: int) ->
     env = dict(os.environ, PYTHONPATH=str(tree), RAY_DATA_DISABLE_PROGRESS_BARS="1")
     started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "pipeline", "run", str(data / "photos" / "manifest.csv"),
-                             "--output", str(out), "--parser", str(tree / "pipeline" / "assets" / "parser"),
+                             "--output", str(out), "--parser", str(data / "parser"),
                              "--num-cpus", str(num_cpus), *options], cwd=tree, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"run in {tree} failed:\n{result.stderr[-3000:]}")
@@ -138,6 +138,8 @@ def main() -> int:
         make_photos(scratch / "data", args.photos)
         trees = {name: extract(revision, scratch / name)
                  for name, revision in (("base", args.base), ("head", args.head))}
+        # One parser folder for both (the manifest records its path): the base's bundled parser.
+        shutil.copytree(trees["base"] / "pipeline" / "assets" / "parser", scratch / "data" / "parser")
         failed = False
         for setting, options in SETTINGS.items():
             seconds = {name: run(tree, scratch / "data", scratch / f"out-{setting}-{name}", options, args.num_cpus)
