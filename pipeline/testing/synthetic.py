@@ -62,6 +62,11 @@ class Sample:
     keypoints: np.ndarray  # (18, 3) float32 x, y, score (1 visible); NaN rows when off-image
     category: str          # upper_body, lower_body or dresses
     seed: int
+    # (H, W) bool: the visible neck skin (and the skin a round or V neckline shows) between the head
+    # and the top garment, what a CIHP/LIP parser calls torso skin (VITON-HD's parse id 10). It is
+    # labelled face in `labels`, as in ATR; always a subset of labels == FACE. None only for a
+    # Sample built by hand.
+    neck: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,6 +77,18 @@ class _Canvas:
     def __init__(self, height: int, width: int):
         self.labels = np.zeros((height, width), dtype=np.uint8)
         self.material = np.zeros((height, width), dtype=np.uint8)
+        # Which pixels a neck primitive labelled last: None until the neck is drawn (start_neck);
+        # from then on each labelled primitive sets its pixels (1 while drawing the neck, else 0).
+        # It only records: labels and material never depend on it.
+        self.neck: np.ndarray | None = None
+        self._neck_value = 0
+
+    def start_neck(self):
+        self.neck = np.zeros_like(self.labels)
+        self._neck_value = 1
+
+    def end_neck(self):
+        self._neck_value = 0
 
     @staticmethod
     def _fixed(points) -> np.ndarray:
@@ -81,6 +98,8 @@ class _Canvas:
         pts = self._fixed(points)
         if label is not None:
             cv2.fillPoly(self.labels, [pts], int(label), cv2.LINE_8, _SHIFT)
+            if self.neck is not None:
+                cv2.fillPoly(self.neck, [pts], self._neck_value, cv2.LINE_8, _SHIFT)
         cv2.fillPoly(self.material, [pts], int(material), cv2.LINE_8, _SHIFT)
 
     def ellipse(self, centre, axes, angle: float, label: int | None, material: int):
@@ -88,6 +107,8 @@ class _Canvas:
         a = tuple(max(1, int(round(v * _ONE))) for v in axes)
         if label is not None:
             cv2.ellipse(self.labels, c, a, float(angle), 0, 360, int(label), -1, cv2.LINE_8, _SHIFT)
+            if self.neck is not None:
+                cv2.ellipse(self.neck, c, a, float(angle), 0, 360, self._neck_value, -1, cv2.LINE_8, _SHIFT)
         cv2.ellipse(self.material, c, a, float(angle), 0, 360, int(material), -1, cv2.LINE_8, _SHIFT)
 
     def limb(self, p, q, wp: float, wq: float, label: int | None, material: int, caps=(True, True)):
@@ -468,6 +489,7 @@ def make_person(seed: int, width: int = 768, height: int = 1024, *, category: st
             canvas.poly([L(cx - ww * 1.07, y), L(cx + ww * 1.07, y), L(cx + ww * 1.07, y + 0.14 * u),
                          L(cx - ww * 1.07, y + 0.14 * u)], BELT, _M_BELT)
     # 4. Neck (labelled face, as in ATR) and the neckline.
+    canvas.start_neck()  # the true neck: these FACE pixels, less what later primitives cover
     neck_top = P["head"] + _rot(np.array([0, 0.35 * u]), g["head_tilt"])
     canvas.limb(neck_top, P["neck"] - np.array([0, 0.08 * u]), 0.3 * u, 0.3 * u, FACE, _M_SKIN, caps=(True, False))
     if neckline == "round":
@@ -475,6 +497,7 @@ def make_person(seed: int, width: int = 768, height: int = 1024, *, category: st
     elif neckline == "v":
         n = P["neck"]
         canvas.poly([n + [-0.18 * u, -0.14 * u], n + [0.18 * u, -0.14 * u], n + [0, 0.35 * u]], FACE, _M_SKIN)
+    canvas.end_neck()
     if has_scarf:
         n = P["neck"]
         canvas.limb(n + [-0.25 * u, -0.15 * u], n + [0.25 * u, -0.15 * u], 0.28 * u, 0.28 * u, SCARF, _M_SCARF)
@@ -536,7 +559,8 @@ def make_person(seed: int, width: int = 768, height: int = 1024, *, category: st
 
     image = _render(canvas, materials, bg, rng, noise_rng, height)
     keypoints = _keypoints(P, width, height)
-    return Sample(image=image, labels=canvas.labels, keypoints=keypoints, category=cat, seed=int(seed))
+    return Sample(image=image, labels=canvas.labels, keypoints=keypoints, category=cat, seed=int(seed),
+                  neck=canvas.neck.view(bool))
 
 
 def _render(canvas: _Canvas, materials: dict, bg: np.ndarray, rng, noise_rng, height: int) -> np.ndarray:
