@@ -343,11 +343,14 @@ def run_pipeline(args) -> dict:
     n = result["summary"]["this_run"]["rows"]
     marks = result.pop("marks")
     steady = steady_rate(marks)
-    first = marks[0][0] if marks else None
+    left = result.pop("left")
+    # The first manifest part is on disk when the write stage finishes its first batch (the
+    # driver may hear of it later).
+    first = min(left["left_write"]) if left.get("left_write") else (marks[0][0] if marks else None)
     result.update(wall_s=wall, images=n, load_before=before, images_per_s_wall=n / wall,
                   images_per_s_without_ray_startup=n / result["run_s"], images_per_s_steady=steady,
-                  first_batch_after_s=first, first_part_share_of_run=first / result["run_s"] if first else None,
-                  timeline=timeline(result.pop("left")))
+                  first_batch_after_s=marks[0][0] if marks else None, first_part_written_s=first,
+                  first_part_share_of_run=first / result["run_s"] if first else None, timeline=timeline(left))
     return result
 
 
@@ -469,8 +472,9 @@ def main(argv=None) -> dict:
               f"first part after {p['first_batch_after_s'] or 0:.1f} s, "
               f"then steady {p['images_per_s_steady'] or 0:.2f} img/s; "
               f"status {p['summary']['status']} (load {p['load_before']})", flush=True)
-        print(f"  first manifest part at {p['first_part_share_of_run'] or 0:.1%} of the dataset run; rows out per "
-              "stage, seconds after Ray's start-up:", flush=True)
+        print(f"  first manifest part written {p['first_part_written_s'] or 0:.1f} s in, at "
+              f"{p['first_part_share_of_run'] or 0:.1%} of the dataset run; rows out per stage, seconds after "
+              "Ray's start-up:", flush=True)
         print("  " + "stage".ljust(8) + "".join(share.rjust(8) for share in next(iter(p["timeline"].values()), {})))
         for stage, marks_at in p["timeline"].items():
             print("  " + stage.ljust(8) + "".join(f"{t:8.1f}" for t in marks_at.values()), flush=True)
