@@ -8,16 +8,21 @@ geometry's size-relative constants see the real height. Everything leaves this s
 from __future__ import annotations
 
 import json
+import pickle
 import posixpath
 import time
 
 import cv2
 import numpy as np
 
-from . import codecs, fastmask, masks
+from . import codecs, fastmask, masks, storage
 from .labels import NUM_LABELS, PALETTE
+from .layouts import ExportContext, Layout, get_layout
 from .pose_files import to_openpose_json
-from .schema import ERROR, FILE_KINDS, OK, PENDING, SKIPPED
+from .schema import ERROR, FILE_KINDS, OK, PENDING, SKIPPED, VtonError
+
+# The row values a layout's export sees (those the batch has).
+ROW_VALUES = ("id", "source", "category", "seq", "split", "garment")
 
 FILLS = {"green": (0, 255, 0), "gray": (127, 127, 127)}
 JPEG_QUALITY = 95
@@ -64,10 +69,15 @@ class MaskStage:
 
     DROPPED = ("image", "labels", "data", "people", "pose_flag", "skip_reason")  # large or consumed here
 
-    def __init__(self, style: str = "rect", fill: str = "green", ootd_variant: str = "hd"):
+    def __init__(self, style: str = "rect", fill: str = "green", ootd_variant: str = "hd",
+                 layout: str | Layout = "native", export_size: str | tuple[int, int] = "768x1024"):
         if fill not in FILLS:
             raise ValueError(f"unknown fill {fill!r} (expected {', '.join(FILLS)})")
         self.style, self.fill, self.ootd_variant = style, fill, ootd_variant
+        self.layout = get_layout(layout) if isinstance(layout, str) else layout
+        if isinstance(export_size, str):
+            export_size = tuple(int(v) for v in export_size.lower().split("x"))
+        self.export_size = tuple(export_size)
 
     def __call__(self, batch: dict) -> dict:
         count = len(batch["id"])
@@ -78,6 +88,8 @@ class MaskStage:
             outputs[f"{kind}_ext"] = np.full(count, "", dtype=object)
             outputs[f"{kind}_bytes"] = np.full(count, b"", dtype=object)
         outputs["flags"] = np.full(count, "", dtype=object)
+        # A layout's own files travel to the write stage as one pickled {path: bytes} per row (b"": none).
+        outputs["export_files"] = np.full(count, b"", dtype=object)
         outputs["mask_bbox"] = np.full((count, 4), -1, dtype=np.int32)
         outputs["label_fractions"] = np.full((count, NUM_LABELS), np.nan, dtype=np.float32)
         outputs["mask_area"] = np.full(count, np.nan, dtype=np.float32)
@@ -97,9 +109,12 @@ class MaskStage:
                     self._compose(batch, row, outputs)
                     status[row] = OK
             except Exception as failure:  # one bad row must not take its batch down
-                status[row], error[row] = ERROR, f"mask stage failed: {type(failure).__name__}: {failure}"
+                # A VtonError (a layout refusing the row, a garment that cannot be read) says it all.
+                status[row], error[row] = ERROR, (str(failure) if isinstance(failure, VtonError) else
+                                                  f"mask stage failed: {type(failure).__name__}: {failure}")
                 for kind in FILE_KINDS:
                     outputs[f"{kind}_ext"][row], outputs[f"{kind}_bytes"][row] = "", b""
+                outputs["export_files"][row] = b""
             milliseconds[row] = (time.perf_counter() - started) * 1000.0
         out = {k: v for k, v in batch.items() if k not in self.DROPPED}
         out.update(outputs, status=status, error=error, ms_mask=milliseconds,
@@ -127,17 +142,31 @@ class MaskStage:
         # main person is shared by the mask and the flags.
         body = fastmask.body_box(labels)
         person = fastmask.main_person(labels, body)
-        mask = fastmask.make_mask(labels, keypoints, category, self.style, ootd_variant=self.ootd_variant,
-                                  person=person, box=body)
+        # The one no_person rule (masks.is_no_person), on the working-size parse: it measures shares
+        # on a fixed grid, so the size does not matter. Such a row keeps status ok with an empty mask.
+        no_person = masks.is_no_person(working)
+        if no_person:
+            mask = np.zeros(labels.shape, np.uint8)
+        else:
+            mask = fastmask.make_mask(labels, keypoints, category, self.style, ootd_variant=self.ootd_variant,
+                                      person=person, box=body)
         box = fastmask.mask_bbox(mask, fastmask.mask_region(self.style, body))
         extension = photo_extension(source)
-        files = {"mask": (".png", encode_png(mask)), "parse": (".png", encode_parse(labels))}
-        if self.style == "crop" and box is not None:  # cut before the composite paints the photo
+        kinds = self.layout.kinds  # only the native kinds the layout writes are encoded
+        export_flags = self._export(batch, row, outputs, photo, labels, people[:persons] if has_pose else None,
+                                    no_person)  # before the composite paints the photo
+        files = {}
+        if "mask" in kinds:
+            files["mask"] = (".png", encode_png(mask))
+        if "parse" in kinds:
+            files["parse"] = (".png", encode_parse(labels))
+        if self.style == "crop" and box is not None and "crop" in kinds:  # cut before the composite
             x0, y0, x1, y1 = box
             files["crop"] = (extension, encode_photo(photo[y0:y1, x0:x1], extension))
-        masked = fastmask.composite(photo, mask, FILLS[self.fill], region=box, inplace=True)
-        files["masked"] = (extension, encode_photo(masked, extension))
-        if has_pose:
+        if "masked" in kinds:
+            masked = fastmask.composite(photo, mask, FILLS[self.fill], region=box, inplace=True)
+            files["masked"] = (extension, encode_photo(masked, extension))
+        if has_pose and "pose" in kinds:
             document = to_openpose_json(list(people[:persons]), 0, canvas_size=(width, height))
             files["pose"] = (".json", json.dumps(document).encode())
         for kind, (file_extension, data) in files.items():
@@ -146,12 +175,38 @@ class MaskStage:
             outputs["mask_bbox"][row] = box
         outputs["mask_area"][row] = float(np.count_nonzero(mask)) / mask.size
         outputs["label_fractions"][row] = fastmask.label_fractions_from_working(working, (width, height))
-        flags = masks.quality_flags(labels, keypoints, persons, category, mask, person=person)
+        flags = masks.quality_flags(labels, keypoints, persons, category, mask, person=person, no_person=no_person)
         if "pose_flag" in batch and batch["pose_flag"][row]:  # --pose-from: the row had no keypoint file
             flags.append(str(batch["pose_flag"][row]))
+        flags.extend(flag for flag in export_flags if flag not in flags)
         outputs["flags"][row] = ",".join(flags)
 
+    def _export(self, batch: dict, row: int, outputs: dict, photo, labels, people, no_person: bool) -> list[str]:
+        """The layout's own files of the row (pickled into `export_files`); returns the flags it adds."""
+        values = {name: batch[name][row] for name in ROW_VALUES if name in batch}
+        values = {name: (value.item() if isinstance(value, np.generic) else value) for name, value in values.items()}
+        values["export_name"] = self.layout.export_name(values)
+        if values["export_name"] is None:
+            return []
+        garment = values.get("garment") or None
+        data = None
+        if garment:
+            try:
+                data = storage.read_bytes(str(garment))
+            except Exception as error:  # missing, unreadable: the row's error, naming the garment
+                missing = isinstance(error, FileNotFoundError)
+                reason = "does not exist" if missing else f"{type(error).__name__}: {error}"
+                raise VtonError(f"garment {garment!r} cannot be read: {reason}") from None
+        context = ExportContext(photo=photo, labels=labels, people=people, no_person=bool(no_person),
+                                garment=data, row=values, export_size=self.export_size)
+        files = self.layout.export(context)
+        if files:
+            outputs["export_files"][row] = pickle.dumps(dict(files), protocol=pickle.HIGHEST_PROTOCOL)
+        return list(context.flags)
 
-def mask_batch(batch: dict, style: str = "rect", fill: str = "green", ootd_variant: str = "hd") -> dict:
+
+def mask_batch(batch: dict, style: str = "rect", fill: str = "green", ootd_variant: str = "hd",
+               layout: str = "native", export_size: str = "768x1024") -> dict:
     """The mask stage as a plain function, for Ray tasks."""
-    return MaskStage(style=style, fill=fill, ootd_variant=ootd_variant)(batch)
+    return MaskStage(style=style, fill=fill, ootd_variant=ootd_variant, layout=layout,
+                     export_size=export_size)(batch)

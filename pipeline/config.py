@@ -16,7 +16,8 @@ LABEL_SCHEMAS = ("auto", *SCHEMAS)
 
 # Settings that change what a row's outputs are; a resumed run must match them (run.json).
 OUTPUT_DEFINING = ("parser_family", "parser", "labels", "pose_family", "pose", "pose_from", "style", "category",
-                   "width", "height", "fill", "ootd_variant", "layout")
+                   "width", "height", "fill", "ootd_variant", "layout", "split", "export_size")
+SPLITS = ("train", "test")
 
 
 @dataclass
@@ -34,6 +35,8 @@ class RunConfig:
     fill: str = "green"
     ootd_variant: str = "hd"
     layout: str = "native"
+    split: str = "test"  # trainer layouts: the split of rows whose manifest gives none
+    export_size: str = "768x1024"  # trainer layouts: the export frame, WxH
     width: int = 576
     height: int = 768
     batch_size: int | None = None
@@ -106,6 +109,24 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _export_size(text: str) -> str:
+    """'WxH' -> the same, normalised; both sides in 32..8192."""
+    parts = str(text).lower().split("x")
+    try:
+        width, height = (int(part) for part in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH, e.g. 768x1024, got {text!r}") from None
+    if not (32 <= width <= 8192 and 32 <= height <= 8192):
+        raise argparse.ArgumentTypeError(f"export size sides must lie in 32..8192, got {text!r}")
+    return f"{width}x{height}"
+
+
+def parse_export_size(text: str) -> tuple[int, int]:
+    """(width, height) of an --export-size value."""
+    width, height = _export_size(text).split("x")
+    return int(width), int(height)
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The `run` options; the CLI and jobs/mask_dataset.py both use this one definition.
 
@@ -123,7 +144,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"mask style (default: {d('style')}), or a style function's package.module:name")
     parser.add_argument("--layout", default=d("layout"), type=plugins.argument(LAYOUTS, "layout"),
                         metavar="{" + ",".join(LAYOUTS) + "}|module:name",
-                        help=f"output layout (default: {d('layout')}), or a Layout's package.module:name")
+                        help=f"output layout (default: {d('layout')}; vitonhd and dresscode write the trainers' "
+                             "folders, docs/layouts.md), or a Layout's package.module:name")
+    parser.add_argument("--split", default=d("split"), choices=SPLITS,
+                        help=f"trainer layouts: the split of rows whose manifest has no split column "
+                             f"(default: {d('split')})")
+    parser.add_argument("--export-size", default=d("export_size"), type=_export_size, metavar="WxH",
+                        help=f"trainer layouts: the frame every exported file is fitted into, without "
+                             f"distortion (default: {d('export_size')})")
     parser.add_argument("--parser-family", default=d("parser_family"),
                         type=plugins.argument(PARSER_FAMILIES, "parser family"),
                         metavar="{" + ",".join(PARSER_FAMILIES) + "}|module:name",

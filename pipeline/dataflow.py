@@ -141,7 +141,8 @@ def build_dataset(rows: pa.Table, config: RunConfig, run_info: dict, plan: Stage
                                       fn_kwargs={"folder": config.pose_from}, num_cpus=0.25)
     dataset = dataset.map_batches(mask_batch, batch_size=MASK_BATCH, batch_format="numpy",
                                   fn_kwargs=dict(style=config.style, fill=config.fill,
-                                                 ootd_variant=config.ootd_variant),
+                                                 ootd_variant=config.ootd_variant, layout=config.layout,
+                                                 export_size=config.export_size),
                                   num_cpus=plan.task_num_cpus)
     return dataset.map_batches(write_batch, batch_size=config.rows_per_part, batch_format="numpy",
                                fn_kwargs=dict(out=config.output, run_info=run_info, layout=config.layout),
@@ -157,10 +158,13 @@ def check_run(config: RunConfig) -> tuple[dict, list[str]]:
     from .registry import check_models
 
     try:
-        get_layout(config.layout)
+        layout = get_layout(config.layout)
         style_of(config.style)
     except ValueError as error:
         raise RunError(str(error)) from None
+    if layout.needs_keypoints and not config.pose_enabled:
+        raise RunError(f"--layout {config.layout} needs keypoints and --pose is none; use a pose model "
+                       "(--pose ID_OR_DIR) or the dataset's keypoint files (--pose-from DIR)")
     if config.pose_from is not None and not os.path.isdir(config.pose_from):
         raise RunError(f"--pose-from folder {config.pose_from!r} does not exist")
     warnings = check_models(config)
@@ -364,7 +368,7 @@ def execute(rows: pa.Table, config: RunConfig, run_info: dict, progress: Progres
 def run(config: RunConfig, overwrite: bool = False, retry_errors: bool = False, on_progress=None) -> dict:
     """Runs the whole job; returns the summary (also written to OUT/summary.json)."""
     try:
-        rows = sources.list_rows(config.input, config.category, config.limit)
+        rows = sources.list_rows(config.input, config.category, config.limit, split=config.split)
     except (sources.InputError, ValueError) as error:
         raise RunError(str(error)) from error
     run_info, warnings = check_run(config)  # before OUT is touched: a run that cannot start leaves nothing
@@ -383,6 +387,8 @@ def run(config: RunConfig, overwrite: bool = False, retry_errors: bool = False, 
         try:
             if rows.num_rows:
                 device, precision = execute(rows, config, run_info, progress, lock, stop, on_progress)
+            if stop.received is None:  # the layout's files made from the whole manifest (pairs lists)
+                finish_layout(config, out)
         finally:
             summary = summarize(config, out, progress, device, precision, resumed=resumed)
             summary["complete"] = stop.received is None and summary["rows"] >= resumed + progress.total
@@ -392,6 +398,13 @@ def run(config: RunConfig, overwrite: bool = False, retry_errors: bool = False, 
         if stop.received:
             raise RunInterrupted(*stop.received)
     return summary
+
+
+def finish_layout(config: RunConfig, out: OutputFolder) -> None:
+    """Layout.finish at the end of every run that was not stopped, a resume with nothing to do included."""
+    from .layouts import get_layout
+
+    get_layout(config.layout).finish(out, read_manifest(config.output))
 
 
 def open_output(output: str) -> OutputFolder:

@@ -5,11 +5,42 @@ The mask stage hands over encoded files keyed by kind (`<kind>_bytes` and `<kind
 in the manifest as `<kind>_path`. A layout also lists the folders it owns, which `--overwrite`
 removes. `--layout` takes a name below or a `package.module:name` reference to a Layout
 subclass (CONTRIBUTING.md: "add an output layout").
+
+A layout that writes files of its own (the trainer layouts, pipeline/trainer_layouts.py) lists
+the native kinds it wants in `kinds` (the mask stage encodes only those), returns its files per
+row from `export(context)` (called in the mask stage, with the full-resolution photo and
+labels), and writes the files about the whole OUT (pairs lists) in `finish(out, manifest)` at
+the end of every run. The write stage writes the exported files and lists them in the
+manifest's `exported` column.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from .plugins import resolve
-from .schema import VtonError
+from .schema import FILE_KINDS, VtonError
+
+
+@dataclass
+class ExportContext:
+    """What `Layout.export` gets for one ok row.
+
+    photo: uint8 (H, W, 3) RGB at the photo's own size (do not modify it); labels: uint8 (H, W)
+    canonical ATR-18 at that size; people: float32 (N, 18, 3) COCO-18 in photo pixels, main person
+    first, NaN missing (None when pose is off); no_person: masks.is_no_person's verdict (the row's
+    mask is empty); garment: the bytes of the row's garment photo, or None; row: the row's values
+    (id, source, category, seq, split, garment, export_name); export_size: (width, height) of
+    --export-size; flags: quality flags the export adds (appended to the row's flags).
+    """
+
+    photo: object
+    labels: object
+    people: object
+    no_person: bool
+    garment: bytes | None
+    row: dict
+    export_size: tuple[int, int] = (768, 1024)
+    flags: list = field(default_factory=list)
 
 
 class Layout:
@@ -17,7 +48,22 @@ class Layout:
     to construct: every write task builds its own from the layout's name."""
 
     name = "layout"
-    folders: tuple[str, ...] = ()  # top-level folders of OUT this layout writes (and --overwrite removes)
+    folders: tuple[str, ...] = ()  # top-level folders (or files) of OUT this layout writes (--overwrite removes them)
+    kinds: tuple[str, ...] = FILE_KINDS  # the native file kinds it writes; the mask stage encodes only these
+    needs_keypoints = False  # a run without keypoints (--pose none) is refused at start
+
+    def export_name(self, row: dict) -> str | None:
+        """The row's name in the export (from its `seq`), recorded in the manifest; None: no export."""
+        return None
+
+    def export(self, context: ExportContext) -> dict[str, bytes]:
+        """The row's own files, {path relative to OUT: bytes}; raise VtonError to make it an error row
+        (none of its files is written)."""
+        return {}
+
+    def finish(self, out, manifest) -> None:
+        """At the end of every run (a resume with nothing to do included): files made from the whole
+        manifest (an Arrow table of every row so far), written through `out` (storage.OutputFolder)."""
 
     def path(self, row: dict, kind: str, extension: str) -> str | None:
         """The file's path relative to OUT, or None for a kind this layout does not write.
@@ -39,7 +85,9 @@ class NativeLayout(Layout):
         return f"{self.FOLDERS[kind]}/{row['id']}{extension}"
 
 
-LAYOUTS = {"native": NativeLayout}
+# Built-ins may be references (imported when used): the trainer layouts pull in the export arrays.
+LAYOUTS = {"native": NativeLayout, "vitonhd": "pipeline.trainer_layouts:VitonHDLayout",
+           "dresscode": "pipeline.trainer_layouts:DressCodeLayout"}
 
 
 def get_layout(name: str) -> Layout:

@@ -7,6 +7,7 @@ exactly the rows whose outputs are complete.
 from __future__ import annotations
 
 import hashlib
+import pickle
 import time
 
 import numpy as np
@@ -34,6 +35,10 @@ MANIFEST_SCHEMA = pa.schema([
     ("parser", pa.string()), ("pose_model", pa.string()), ("style", pa.string()),
     ("decoder", pa.string()),
     *((name, pa.float32()) for name in TIMINGS),
+    # Trainer layouts (docs/layouts.md): input order, split, garment photo, the export's name and
+    # the files the layout wrote for the row (relative to OUT).
+    ("seq", pa.int64()), ("split", pa.string()), ("garment", pa.string()),
+    ("export_name", pa.string()), ("exported", pa.list_(pa.string())),
 ])
 
 
@@ -63,7 +68,12 @@ def manifest_table(batch: dict, run_info: dict) -> pa.Table:
         "flags": [v.split(",") if v else [] for v in optional("flags", "")],
         "decoder": _text(optional("decoder", "")),
         "label_fractions": per_ok_row(optional("label_fractions", None), lambda v: np.asarray(v, np.float32)),
+        "split": _text(optional("split", "")), "garment": _text(optional("garment", "")),
+        "export_name": _text(optional("export_name", "")),
+        "exported": [list(v) if v is not None else [] for v in optional("exported", None)],
     }
+    if "seq" in batch:
+        columns["seq"] = [int(v) for v in batch["seq"]]
     for kind in FILE_KINDS:
         columns[f"{kind}_path"] = _text(optional(f"{kind}_path", ""))
     if "keypoints" in batch:
@@ -98,17 +108,28 @@ class WriteStage:
         count = len(batch["id"])
         milliseconds = np.zeros(count, dtype=np.float32)
         paths = {kind: np.full(count, "", dtype=object) for kind in FILE_KINDS}
+        export_names = np.full(count, "", dtype=object)
+        exported = np.empty(count, dtype=object)
         for row in range(count):
             started = time.perf_counter()
-            values = {name: batch[name][row] for name in ("id", "source", "category")}
+            values = {name: batch[name][row] for name in ("id", "source", "category", "seq", "split") if name in batch}
             for kind in FILE_KINDS:
                 data = batch[f"{kind}_bytes"][row] if f"{kind}_bytes" in batch else b""
-                path = self.layout.path(values, kind, str(batch[f"{kind}_ext"][row])) if data else None
+                wanted = data and kind in self.layout.kinds
+                path = self.layout.path(values, kind, str(batch[f"{kind}_ext"][row])) if wanted else None
                 if path:
                     self.out.write_bytes(path, data)
                     paths[kind][row] = path
+            export_names[row] = self.layout.export_name(values) or ""
+            files = batch["export_files"][row] if "export_files" in batch else b""
+            written = []
+            for path, data in sorted(pickle.loads(files).items()) if files else ():
+                self.out.write_bytes(path, data)  # confined to OUT (storage.safe_relative)
+                written.append(path)
+            exported[row] = written
             milliseconds[row] = (time.perf_counter() - started) * 1000.0
-        batch = dict(batch, ms_write=milliseconds, **{f"{kind}_path": paths[kind] for kind in FILE_KINDS})
+        batch = dict(batch, ms_write=milliseconds, export_name=export_names, exported=exported,
+                     **{f"{kind}_path": paths[kind] for kind in FILE_KINDS})
         table = manifest_table(batch, self.run_info)
         buffer = pa.BufferOutputStream()
         pq.write_table(table, buffer)

@@ -22,10 +22,17 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", 
 MANIFEST_EXTENSIONS = (".csv", ".parquet", ".jsonl")
 PATH_COLUMNS = ("path", "image", "image_path", "file")
 CATEGORY_COLUMNS = ("category", "mask_type")
+GARMENT_COLUMNS = ("garment", "cloth")
+SPLIT_COLUMNS = ("split",)
+SPLITS = ("train", "test")
 
+# seq: the row's index in the full input list (before --limit and resume), the base of the
+# trainer layouts' export names; split: the manifest's own, else --split; garment: the in-shop
+# garment photo of a manifest's garment/cloth column (resolved like the path column), else null.
 ROW_SCHEMA = pa.schema([
     ("id", pa.string()), ("source", pa.string()), ("category", pa.string()),
     ("status", pa.string()), ("error", pa.string()),
+    ("seq", pa.int64()), ("split", pa.string()), ("garment", pa.string()),
 ])
 
 
@@ -146,26 +153,45 @@ def _normalize_uri(uri: str) -> str:
     return f"{scheme}://{netloc}/{posixpath.normpath(key)}" if key else uri
 
 
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or not str(value).strip()
+
+
+def _resolve(base: str, path: str) -> str:
+    """A manifest cell's path: absolute and URIs as they are, others relative to the manifest's folder."""
+    if storage.is_uri(path) or os.path.isabs(path):
+        return path
+    source = storage.join(base, path)
+    return _normalize_uri(source) if storage.is_uri(source) else os.path.normpath(source)
+
+
 def list_manifest(manifest: str, default_category: str) -> list[dict]:
     table = _read_manifest_table(manifest)
     path_column = _pick_column(table, PATH_COLUMNS, "path", required=True)
     category_column = _pick_column(table, CATEGORY_COLUMNS, "category", required=False)
+    garment_column = _pick_column(table, GARMENT_COLUMNS, "garment", required=False)
+    split_column = _pick_column(table, SPLIT_COLUMNS, "split", required=False)
     paths = table.column(path_column).to_pylist()
-    categories = table.column(category_column).to_pylist() if category_column else [None] * len(paths)
+    nothing = [None] * len(paths)
+    categories = table.column(category_column).to_pylist() if category_column else nothing
+    garments = table.column(garment_column).to_pylist() if garment_column else nothing
+    splits = table.column(split_column).to_pylist() if split_column else nothing
     base = manifest.rsplit("/", 1)[0] if storage.is_uri(manifest) else os.path.dirname(os.path.abspath(manifest))
     rows = []
-    for number, (path, category) in enumerate(zip(paths, categories), start=1):
+    for number, (path, category, garment, split) in enumerate(zip(paths, categories, garments, splits), start=1):
         path = "" if path is None else str(path).strip()
-        blank = category is None or (isinstance(category, float) and category != category) or not str(category).strip()
-        row = {"category": default_category if blank else category, "error": None}
+        row = {"category": default_category if _blank(category) else category, "error": None,
+               "garment": None if _blank(garment) else _resolve(base, str(garment).strip()),
+               "split": None if _blank(split) else str(split).strip().lower()}
         if not path:
             row.update(source="", relative=f"row-{number}", error=f"empty path in manifest row {number}")
         elif storage.is_uri(path) or os.path.isabs(path):
             row.update(source=path, relative=path.split("://", 1)[-1])
         else:
-            source = storage.join(base, path)
-            row.update(source=_normalize_uri(source) if storage.is_uri(source) else os.path.normpath(source),
-                       relative=path)
+            row.update(source=_resolve(base, path), relative=path)
+        if row["split"] is not None and row["split"] not in SPLITS:
+            row["error"] = row["error"] or (f"unknown split {row['split']!r} in manifest row {number} "
+                                            f"(expected {' or '.join(SPLITS)})")
         rows.append(row)
     return rows
 
@@ -174,8 +200,9 @@ def is_manifest(path: str) -> bool:
     return str(path).lower().endswith(MANIFEST_EXTENSIONS)
 
 
-def list_rows(input_path: str, default_category: str = "upper_body", limit: int | None = None) -> pa.Table:
-    """The run's rows in input order, as an Arrow table with ROW_SCHEMA."""
+def list_rows(input_path: str, default_category: str = "upper_body", limit: int | None = None,
+              split: str = "test") -> pa.Table:
+    """The run's rows in input order, as an Arrow table with ROW_SCHEMA (split: of rows without their own)."""
     input_path = str(input_path)
     default_category = normalize_category(default_category)
     if is_manifest(input_path):
@@ -192,7 +219,7 @@ def list_rows(input_path: str, default_category: str = "upper_body", limit: int 
         raise InputError(f"no images found in {input_path!r} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
     ids = dedupe_ids([make_id(row["relative"]) or "image" for row in listed])
     columns = {name: [] for name in ROW_SCHEMA.names}
-    for row, row_id in zip(listed, ids):
+    for seq, (row, row_id) in enumerate(zip(listed, ids)):
         status, error, category = PENDING, row["error"], row["category"]
         try:
             category = normalize_category(category)
@@ -204,6 +231,7 @@ def list_rows(input_path: str, default_category: str = "upper_body", limit: int 
         elif category == PASSTHROUGH_CATEGORY:
             status = SKIPPED
         for name, value in (("id", row_id), ("source", row["source"]), ("category", category),
-                            ("status", status), ("error", error)):
+                            ("status", status), ("error", error), ("seq", seq),
+                            ("split", row.get("split") or split), ("garment", row.get("garment"))):
             columns[name].append(value)
     return pa.table(columns, schema=ROW_SCHEMA)

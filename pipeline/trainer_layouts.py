@@ -1,0 +1,212 @@
+"""The trainer layouts: `--layout vitonhd` and `--layout dresscode` (docs/layouts.md).
+
+Each writes the folders a family of try-on trainers opens, with the arrays of
+pipeline/tryon_formats.py, every file of a row in one export frame (--export-size, default
+768x1024: the photo fitted without distortion and padded white, labels and masks padded 0,
+keypoints moved with it). Names come from the row's input order (`seq`), never from its path:
+VITON-HD `{seq:05d}_00`, DressCode `{seq:06d}` plus its `_0`/`_1`/`_2`/`_4`/`_5` suffixes. The
+pairs files are made at the end of every run from the whole manifest (`finish`), so a resume
+rewrites them whole.
+
+Rows left out of the pairs files (their files are written): `no_person` (the parse shows nobody),
+a row without a garment, and for VITON-HD `no_agnostic` (the pose lacks both shoulders or both
+hips, so there is no agnostic photo, mask or parse-agnostic).
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from . import codecs
+from . import tryon_formats as tf
+from .layouts import ExportContext, Layout
+from .schema import OK, VtonError
+
+JPEG_QUALITY = 95
+VITONHD_FOLDERS = ("image", "image-parse-v3", "image-parse-agnostic-v3.2", "agnostic-v3.2", "agnostic-mask",
+                   "openpose_json", "openpose_img", "cloth", "cloth-mask")
+SPLITS = ("train", "test")
+DRESSCODE_CATEGORIES = ("upper_body", "lower_body", "dresses")
+# Flags that keep an ok row out of the pairs files.
+NOT_PAIRED = {"vitonhd": ("no_person", "no_agnostic"), "dresscode": ("no_person",)}
+
+
+def _jpeg(pixels: np.ndarray) -> bytes:
+    return codecs.encode_jpeg(pixels, JPEG_QUALITY)
+
+
+def _json(document) -> bytes:
+    return json.dumps(document).encode()
+
+
+def _people_in_frame(context: ExportContext, fit: tf.Fit) -> np.ndarray:
+    """(N, 18, 3) keypoints in the frame; none for a no_person row (its JSON holds no people)."""
+    if context.people is None or context.no_person:
+        return np.zeros((0, 18, 3), np.float32)
+    people = np.asarray(context.people, np.float32).reshape(-1, 18, 3)
+    return tf.apply_keypoints(people, fit)
+
+
+def _garment(context: ExportContext) -> tuple[np.ndarray, np.ndarray] | None:
+    """(cloth RGB, cloth mask uint8 0/255), both fitted into the frame; None without a garment."""
+    if context.garment is None:
+        return None
+    name = context.row.get("garment")
+    try:
+        rgb, _ = codecs.decode_full(context.garment)
+    except Exception as error:  # any decoder failure is this row's error, naming the garment
+        raise VtonError(f"garment {name!r} cannot be decoded: {type(error).__name__}: {error}") from None
+    from .clothmask import cloth_mask
+
+    mask = cloth_mask(rgb)
+    fit = tf.fit_frame((rgb.shape[1], rgb.shape[0]), context.export_size)
+    return tf.apply_image(rgb, fit), tf.apply_labels(mask, fit)
+
+
+def _pairs_rows(manifest, layout: str) -> list[dict]:
+    """The manifest rows that go into the pairs files, in input order."""
+    wanted = ("status", "flags", "garment", "export_name", "split", "category", "seq")
+    names = [name for name in wanted if name in manifest.column_names]
+    if len(names) < len(wanted):
+        return []
+    rows = manifest.select(names).to_pylist()
+    skip = NOT_PAIRED[layout]
+    kept = [row for row in rows if row["status"] == OK and row["garment"] and row["export_name"]
+            and not any(flag in skip for flag in (row["flags"] or []))]
+    return sorted(kept, key=lambda row: row["seq"])
+
+
+def _lines(pairs) -> bytes:
+    return "".join(f"{person} {cloth}\n" for person, cloth in pairs).encode()
+
+
+class VitonHDLayout(Layout):
+    """VITON-HD / HR-VITON / StableVITON / IDM-VTON: OUT/<split>/<folder>/<name>..., OUT/<split>_pairs.txt."""
+
+    name = "vitonhd"
+    folders = (*SPLITS, *(f"{split}_pairs.txt" for split in SPLITS))
+    kinds = ()
+    needs_keypoints = True
+
+    def path(self, row: dict, kind: str, extension: str) -> None:
+        return None  # no native files
+
+    def export_name(self, row: dict) -> str | None:
+        seq = row.get("seq")
+        return None if seq is None else f"{int(seq):05d}_00"
+
+    def export(self, context: ExportContext) -> dict[str, bytes]:
+        row = context.row
+        if row.get("category") != "upper_body":
+            raise VtonError(f"the vitonhd layout takes upper_body rows only; this row's category is "
+                            f"{row.get('category')!r} (use --layout dresscode for lower_body and dresses)")
+        garment = _garment(context)  # first: a bad garment writes nothing of the row
+        split, name = row["split"], row["export_name"]
+        size = tuple(context.export_size)
+        fit = tf.fit_frame((context.photo.shape[1], context.photo.shape[0]), size)
+        photo = tf.apply_image(context.photo, fit)
+        labels = tf.apply_labels(context.labels, fit)
+        people = _people_in_frame(context, fit)
+        main = people[0] if len(people) else None
+        lip = tf.to_lip(labels, main)
+        base = f"{split}/"
+        files = {
+            f"{base}image/{name}.jpg": _jpeg(photo),
+            f"{base}image-parse-v3/{name}.png": codecs.encode_png(lip, palette=tf.LIP_PALETTE),
+            f"{base}openpose_json/{name}_keypoints.json": _json(tf.openpose_body25_json(people, size)),
+        }
+        if len(people):
+            skeleton = tf.render_body25(np.stack([tf.to_body25(person) for person in people]), size)
+        else:
+            skeleton = np.zeros((size[1], size[0], 3), np.uint8)
+        files[f"{base}openpose_img/{name}_rendered.png"] = codecs.encode_png(skeleton)
+        agnostic = None
+        if main is not None:
+            try:
+                agnostic, region = tf.img_agnostic(photo, lip, main)
+            except tf.AgnosticPoseError:
+                agnostic = None
+        if agnostic is None:
+            context.flags.append("no_agnostic")
+        else:
+            files[f"{base}agnostic-v3.2/{name}.jpg"] = _jpeg(agnostic)
+            files[f"{base}agnostic-mask/{name}_mask.png"] = codecs.encode_png(region.astype(np.uint8) * 255)
+            files[f"{base}image-parse-agnostic-v3.2/{name}.png"] = codecs.encode_png(
+                tf.parse_agnostic(lip, main), palette=tf.LIP_PALETTE)
+        if garment is not None:
+            cloth, cloth_mask = garment
+            files[f"{base}cloth/{name}.jpg"] = _jpeg(cloth)
+            files[f"{base}cloth-mask/{name}.jpg"] = _jpeg(cloth_mask)
+        return files
+
+    def finish(self, out, manifest) -> None:
+        rows = _pairs_rows(manifest, self.name)
+        present = set(manifest.column("split").to_pylist()) if "split" in manifest.column_names else set()
+        for split in SPLITS:
+            if split not in present:
+                continue
+            names = [row["export_name"] for row in rows if row["split"] == split]
+            out.write_bytes(f"{split}_pairs.txt", _lines((f"{n}.jpg", f"{n}.jpg") for n in names))
+            # IDM-VTON's loader iterates the values of the top-level dict; each record names a cloth
+            # file and its tags. We have no garment attributes: tag_info is empty, so its captions
+            # carry no garment words ("model is wearing ").
+            tagged = {"data": [{"file_name": f"{n}.jpg", "tag_info": []} for n in names]}
+            out.write_bytes(f"{split}/vitonhd_{split}_tagged.json", _json(tagged))
+
+
+class DressCodeLayout(Layout):
+    """DressCode (and LaDI-VTON / IDM-VTON / CatVTON on it): OUT/<category>/{images,label_maps,...}."""
+
+    name = "dresscode"
+    folders = DRESSCODE_CATEGORIES
+    kinds = ()
+    needs_keypoints = True
+
+    def path(self, row: dict, kind: str, extension: str) -> None:
+        return None  # no native files
+
+    def export_name(self, row: dict) -> str | None:
+        seq = row.get("seq")
+        return None if seq is None else f"{int(seq):06d}"
+
+    def export(self, context: ExportContext) -> dict[str, bytes]:
+        row = context.row
+        category = row.get("category")
+        if category not in DRESSCODE_CATEGORIES:
+            raise VtonError(f"the dresscode layout takes {', '.join(DRESSCODE_CATEGORIES)} rows; "
+                            f"this row's category is {category!r}")
+        garment = _garment(context)
+        name, size = row["export_name"], tuple(context.export_size)
+        fit = tf.fit_frame((context.photo.shape[1], context.photo.shape[0]), size)
+        people = _people_in_frame(context, fit)
+        main = people[0] if len(people) else np.full((18, 3), np.nan, np.float32)
+        base = f"{category}/"
+        files = {
+            f"{base}images/{name}_0.jpg": _jpeg(tf.apply_image(context.photo, fit)),
+            f"{base}label_maps/{name}_4.png": codecs.encode_png(
+                tf.dresscode_label_map(tf.apply_labels(context.labels, fit)), palette=tf.DRESSCODE_PALETTE),
+            f"{base}keypoints/{name}_2.json": _json(tf.dresscode_keypoints_json(main, size)),
+            f"{base}skeletons/{name}_5.jpg": _jpeg(tf.render_dresscode_skeleton(main, size)),
+        }
+        if garment is not None:
+            files[f"{base}images/{name}_1.jpg"] = _jpeg(garment[0])
+        return files
+
+    def finish(self, out, manifest) -> None:
+        rows = _pairs_rows(manifest, self.name)
+        present = set(manifest.column("category").to_pylist())
+        for category in DRESSCODE_CATEGORIES:
+            if category not in present:
+                continue
+            mine = [row for row in rows if row["category"] == category]
+            train = [row["export_name"] for row in mine if row["split"] == "train"]
+            test = [row["export_name"] for row in mine if row["split"] == "test"]
+            out.write_bytes(f"{category}/train_pairs.txt", _lines((f"{n}_0.jpg", f"{n}_1.jpg") for n in train))
+            out.write_bytes(f"{category}/test_pairs_paired.txt",
+                            _lines((f"{n}_0.jpg", f"{n}_1.jpg") for n in test))
+            # Unpaired: each person with the next test row's garment (input order, wrapping round);
+            # a category with one test row pairs it with its own garment.
+            shifted = test[1:] + test[:1]
+            out.write_bytes(f"{category}/test_pairs_unpaired.txt",
+                            _lines((f"{n}_0.jpg", f"{m}_1.jpg") for n, m in zip(test, shifted)))
