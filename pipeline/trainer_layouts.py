@@ -85,7 +85,7 @@ class VitonHDLayout(Layout):
     """VITON-HD / HR-VITON / StableVITON / IDM-VTON: OUT/<split>/<folder>/<name>..., OUT/<split>_pairs.txt."""
 
     name = "vitonhd"
-    folders = (*SPLITS, *(f"{split}_pairs.txt" for split in SPLITS))
+    folders = (*SPLITS, *(f"{split}_pairs.txt" for split in SPLITS), "test_pairs_unpaired.txt")
     kinds = ()
     needs_keypoints = True
 
@@ -148,6 +148,10 @@ class VitonHDLayout(Layout):
                 continue
             names = [row["export_name"] for row in rows if row["split"] == split]
             out.write_bytes(f"{split}_pairs.txt", _lines((f"{n}.jpg", f"{n}.jpg") for n in names))
+            if split == "test":  # CatVTON's VITON-HD evaluation reads this one: the next row's cloth
+                shifted = names[1:] + names[:1]
+                unpaired = ((f"{n}.jpg", f"{m}.jpg") for n, m in zip(names, shifted))
+                out.write_bytes("test_pairs_unpaired.txt", _lines(unpaired))
             # IDM-VTON's loader iterates the values of the top-level dict; each record names a cloth
             # file and its tags. We have no garment attributes: tag_info is empty, so its captions
             # carry no garment words ("model is wearing ").

@@ -176,6 +176,11 @@ def test_vitonhd_pairs_and_tagged_json(vitonhd_run):
         records = [record for value in tagged.values() for record in value]
         assert [record["file_name"] for record in records] == [c for _, c in pairs]
         assert all(isinstance(record["tag_info"], list) for record in records)
+    paired = _pairs(out / "test_pairs.txt")
+    unpaired = _pairs(out / "test_pairs_unpaired.txt")
+    assert [p for p, _ in unpaired] == [p for p, _ in paired]
+    assert sorted(c for _, c in unpaired) == sorted(c for _, c in paired)
+    assert all(p != c for p, c in unpaired)
     none_without_garment = rows[PEOPLE + 2]
     assert none_without_garment["status"] == "ok" and none_without_garment["garment"] is None
     assert f"{none_without_garment['export_name']}.jpg" not in (out / "test_pairs.txt").read_text()
