@@ -155,7 +155,9 @@ def today_chain(style: str, fill: str, folder: Path):
         state["mask"], state["bbox"] = mask, masks.mask_bbox(mask)
         state["area"] = float(np.count_nonzero(mask)) / mask.size
         state["fractions"] = masks.label_fractions(labels)
-        state["flags"] = masks.quality_flags(labels, photo.keypoints, 1, photo.category, mask, person=person)
+        # The path before issue 18 had no no_person rule (issue 17 added it to the new path).
+        state["flags"] = masks.quality_flags(labels, photo.keypoints, 1, photo.category, mask, person=person,
+                                             no_person=False)
 
     def comp(photo, state):
         state["masked"] = composite(state["photo"], state["mask"], fill)
@@ -192,7 +194,10 @@ def new_chain(style: str, fill: str, folder: Path):
         state["bbox"] = fastmask.mask_bbox(mask, fastmask.mask_region(style, box))
         state["area"] = float(np.count_nonzero(mask)) / mask.size
         state["fractions"] = fastmask.label_fractions_from_working(photo.working_labels, photo.size)
-        state["flags"] = masks.quality_flags(labels, photo.keypoints, 1, photo.category, mask, person=person)
+        # As the mask stage does: the no_person rule on the working-size parse (pipeline/compose.py).
+        no_person = masks.is_no_person(photo.working_labels)
+        state["flags"] = masks.quality_flags(labels, photo.keypoints, 1, photo.category, mask, person=person,
+                                             no_person=no_person)
 
     def comp(photo, state):  # in place: the full-size decode is this row's own array
         state["masked"] = fastmask.composite(state["photo"], state["mask"], colour, region=state["bbox"],

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
-from test_e2e import run_cli
+from test_e2e import ROOT, run_cli
 from toy_plugins import SKELETON
 
 from pipeline.testing.synthetic import make_person
@@ -18,12 +18,14 @@ PHOTOS = 4
 
 
 @pytest.fixture(scope="module")
-def toy_run(tmp_path_factory, tiny_parser_dir):
+def toy_run(tmp_path_factory):
     photos = tmp_path_factory.mktemp("photos")
     for index in range(PHOTOS):
         Image.fromarray(make_person(100 + index, 96, 128).image).save(photos / f"p{index}.png")
     out = tmp_path_factory.mktemp("out")
-    result = run_cli("run", str(photos), "--output", str(out), "--parser", str(tiny_parser_dir),
+    # The bundled parser sees these drawn people (a random-weight one would find nobody: no_person,
+    # an empty mask, and the style would not show).
+    result = run_cli("run", str(photos), "--output", str(out), "--parser", str(ROOT / "pipeline" / "assets" / "parser"),
                      "--style", "tests.toy_plugins:left_half", "--layout", "tests.toy_plugins:FlatLayout",
                      "--pose-family", "tests.toy_plugins:TOY_POSE", "--pose", "toy", "--num-cpus", "2")
     assert result.returncode == 0, result.stderr[-3000:]
