@@ -5,6 +5,10 @@ no network), OUT/report/contact_sheet.png, and nothing else. Problem rows come f
 then flagged rows, then a seeded random sample of the rest. Rows are chosen from the Parquet
 manifest (two reads: a few light columns for all rows, then every column for the chosen rows);
 folders are never listed except manifest/ itself.
+
+Rows of a trainer layout (--layout vitonhd, dresscode: the manifest's `exported` lists the files
+written for the row, relative to OUT) also show those files: small thumbnails of the images
+(palette PNGs in their colours), links to the rest (JSON), each labelled by its folder.
 """
 from __future__ import annotations
 
@@ -41,8 +45,13 @@ LIGHT_COLUMNS = ("id", "status", "category", "flags")
 ROW_COLUMNS = (
     "id", "source", "category", "status", "error", "width", "height", "mask_path", "masked_path",
     "parse_path", "pose_path", "crop_path", "mask_bbox", "mask_area", "keypoints", "persons", "flags",
-    "parser", "pose_model", "style",
+    "parser", "pose_model", "style", "exported", "export_name",
 )
+# A trainer layout's files (the manifest's `exported`, paths relative to OUT): small thumbnails of
+# its images, links to the rest, each labelled by its folder.
+EXPORT_THUMB_HEIGHT = 96
+EXPORT_THUMB_MAX_WIDTH = 128
+EXPORT_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 # OpenPose's colours, one per COCO-18 limb.
 POSE_COLOURS = ((255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0),
                 (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255),
@@ -182,6 +191,49 @@ def _parse_rgb(image):
     return Image.fromarray(PALETTE[np.minimum(labels, len(PALETTE) - 1)])
 
 
+def _export_thumb(data: bytes | None):
+    """A small RGB thumbnail of an exported image, or None; palette (P) images keep their colours."""
+    image = _open_image(data, (EXPORT_THUMB_MAX_WIDTH, EXPORT_THUMB_HEIGHT))
+    if image is None:
+        return None
+    try:
+        resample = Image.NEAREST if image.mode == "P" else Image.BILINEAR  # label maps: no blended ids
+        if image.mode not in ("P", "RGB", "L"):
+            image = image.convert("RGBA").convert("RGB") if image.mode in ("LA", "PA") else image.convert("RGB")
+        width, height = image.size
+        scale = min(EXPORT_THUMB_HEIGHT / height, EXPORT_THUMB_MAX_WIDTH / width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        return image.resize(size, resample).convert("RGB")
+    except Exception:  # noqa: BLE001 - an odd mode becomes a link, not a failure
+        return None
+
+
+def export_label(path: str) -> str:
+    """The caption of an exported file: its folder (image, image-parse-v3, agnostic-mask, ...)."""
+    folder = posixpath.basename(posixpath.dirname(str(path)))
+    return folder or posixpath.basename(str(path))
+
+
+def make_export_thumbs(store: Store, row: dict, key: str) -> list[dict]:
+    """Thumbnails of the row's exported images in report/thumbs/; one entry per exported path."""
+    items = []
+    for index, path in enumerate(row.get("exported") or []):
+        path = str(path)
+        item = {"path": path, "label": export_label(path), "thumb": None, "missing": False}
+        if path.lower().endswith(EXPORT_IMAGE_EXTENSIONS):
+            data = store.read(path)
+            item["missing"] = data is None
+            image = _export_thumb(data)
+            if image is not None:
+                buffer = io.BytesIO()
+                image.save(buffer, "JPEG", quality=85)
+                name = f"thumbs/{key}_x{index:02d}.jpg"
+                store.write(f"report/{name}", buffer.getvalue())
+                item["thumb"] = (name, image.size[0], image.size[1])
+        items.append(item)
+    return items
+
+
 def thumb_key(row_id: str) -> str:
     """A file-name-safe key for an id (ids hold subfolders and any unicode)."""
     return hashlib.sha1(str(row_id).encode("utf-8")).hexdigest()[:20]
@@ -241,6 +293,8 @@ def make_thumbs(store: Store, row: dict, keep_overlay: bool = False) -> dict:
         name = f"thumbs/{key}_{kind}.jpg"
         store.write(f"report/{name}", buffer.getvalue())
         result[kind] = (name, image.size[0], image.size[1])
+    if row.get("exported"):
+        result["exported"] = make_export_thumbs(store, row, key)
     if keep_overlay:
         result["tile"] = images["overlay"] or photo
     return result
@@ -323,16 +377,40 @@ def _link(path) -> str | None:
     return "../" + quote(str(path), safe="/") if path else None
 
 
+def _export_html(row: dict, items: list[dict]) -> str:
+    """The exported files of a trainer layout's row: thumbnails of images, links to the rest."""
+    figures = []
+    for item in items:
+        href, label = _link(item["path"]), item["label"]
+        title = f' title="{_e(item["path"])}"'
+        if item["thumb"] is not None:
+            name, w, h = item["thumb"]
+            figures.append(f'<figure{title}><a href="{_e(href)}"><img src="{_e(quote(name))}" width="{w}" '
+                           f'height="{h}" alt="{_e(label)}" loading="lazy"></a><figcaption>{_e(label)}'
+                           f'</figcaption></figure>')
+        else:
+            kind = "missing" if item["missing"] else (posixpath.splitext(item["path"])[1][1:] or "file")
+            figures.append(f'<figure class="xlink"{title}><a class="ph" href="{_e(href)}">{_e(kind)}</a>'
+                           f'<figcaption>{_e(label)}</figcaption></figure>')
+    name = f" {row['export_name']}" if row.get("export_name") else ""
+    return (f'<div class="exported"><div class="xhead">exported{_e(name)} ({len(items)} files)</div>'
+            f'<div class="xfiles">{"".join(figures)}</div></div>')
+
+
 def _row_html(row: dict, thumbs: dict) -> str:
     flags = list(row.get("flags") or [])
     status = row.get("status") or ""
     classes = f"row st-{_e(status)}" + (" flagged" if flags else "")
-    figures = "".join([
-        _figure(thumbs.get("photo"), thumbs.get("photo_from") or "photo", _link(row.get("masked_path")), "no photo"),
-        _figure(thumbs.get("overlay"), "mask", _link(row.get("mask_path")), "no mask"),
-        _figure(thumbs.get("parse"), "parse", _link(row.get("parse_path")), "no parse"),
-        _figure(thumbs.get("pose"), "pose", _link(row.get("pose_path")), "no pose"),
-    ])
+    exported = thumbs.get("exported") or []
+    figures = [
+        (thumbs.get("photo"), thumbs.get("photo_from") or "photo", _link(row.get("masked_path")), "no photo"),
+        (thumbs.get("overlay"), "mask", _link(row.get("mask_path")), "no mask"),
+        (thumbs.get("parse"), "parse", _link(row.get("parse_path")), "no parse"),
+        (thumbs.get("pose"), "pose", _link(row.get("pose_path")), "no pose"),
+    ]
+    if exported:  # a trainer layout writes no native mask or parse: no placeholders for them
+        figures = [figure for figure in figures if figure[0] is not None]
+    figures = "".join(_figure(*figure) for figure in figures)
     if not any(thumbs.get(kind) for kind in THUMB_KINDS):
         figures = '<div class="ph small">no images</div>'
     badges = f'<span class="badge s-{_e(status)}">{_e(status)}</span>'
@@ -353,7 +431,8 @@ def _row_html(row: dict, thumbs: dict) -> str:
         f'data-status="{_e(status)}" data-flags="{_e(json.dumps(flags))}">'
         f'<div class="thumbs">{figures}</div><div class="meta"><h3 class="id" title="{_e(row.get("source"))}">'
         f'{_e(row.get("id"))}</h3><div class="badges"><span class="badge cat">{_e(row.get("category") or "(none)")}'
-        f'</span>{badges}</div><div class="facts">{_e(" · ".join(facts))}</div>{error}</div></article>')
+        f'</span>{badges}</div><div class="facts">{_e(" · ".join(facts))}</div>{error}'
+        f'{_export_html(row, exported) if exported else ""}</div></article>')
 
 
 def _options(element_id: str, label: str, values, extra=()) -> str:
@@ -393,6 +472,12 @@ figcaption{font-size:11px;color:#666}
 .s-skipped{background:#8c8c8c;color:#fff}.flag{background:#e69614;color:#fff}.facts{color:#555;font-size:12px}
 pre.error{white-space:pre-wrap;word-break:break-word;background:#fdecea;border:1px solid #f5c2c0;padding:6px;margin:6px 0 0;font-size:12px}
 """  # noqa: E501  (CSS text: wrapping it would change the page's bytes)
+# Only on pages with a trainer layout's rows: a native report's page stays byte for byte the same.
+EXPORT_CSS = """
+.exported{margin:6px 0 0}.xhead{font-size:12px;color:#555;margin:0 0 2px}.xfiles{display:flex;flex-wrap:wrap;gap:4px}
+.xfiles figure img{height:96px;max-width:128px}.xfiles .ph{height:96px;width:72px;font-size:11px;text-decoration:none}
+.xfiles figcaption{max-width:128px;overflow-wrap:anywhere}
+"""  # noqa: E501
 
 JS = """
 (function () {
@@ -423,7 +508,7 @@ JS = """
 """
 
 
-def _page(stats, cards, shown_note, rows_html, categories, statuses, flags) -> str:
+def _page(stats, cards, shown_note, rows_html, categories, statuses, flags, extra_css: str = "") -> str:
     stats_html = "".join(f'<div class="stat {_e(css)}"><b>{_e(value)}</b> {_e(label)}</div>'
                          for label, value, css in stats)
     cards_html = "".join(f'<div class="card"><h2>{title}</h2>{_table(items)}</div>' for title, items in cards if items)
@@ -440,7 +525,7 @@ def _page(stats, cards, shown_note, rows_html, categories, statuses, flags) -> s
         f'<meta http-equiv="Content-Security-Policy" content="{_e(csp)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<link rel="icon" href="data:,"><title>Try-on masks report</title>'
-        f"<style>{CSS}</style></head><body><header><h1>Try-on masks report</h1>"
+        f"<style>{CSS}{extra_css}</style></head><body><header><h1>Try-on masks report</h1>"
         f'<div class="stats">{stats_html}</div><div class="cards">{cards_html}</div></header>'
         f'<nav class="filters">{filters}</nav><main id="rows">{"".join(rows_html)}</main>'
         f"<script>{JS}</script></body></html>")
@@ -516,9 +601,12 @@ def build_report(out: str | Path, sample: int = 500, seed: int = 0, problem_limi
 
     page = _page(
         stats, cards, note, [_row_html(row, thumb) for row, thumb in zip(rows, thumbs)],
-        distinct("category"), distinct("status"), sorted({f for r in rows for f in (r.get("flags") or [])}))
+        distinct("category"), distinct("status"), sorted({f for r in rows for f in (r.get("flags") or [])}),
+        extra_css=EXPORT_CSS if any(t.get("exported") for t in thumbs) else "")
     store.write("report/index.html", page.encode("utf-8"))
     written = {posixpath.basename(t[kind][0]) for t in thumbs for kind in THUMB_KINDS if t.get(kind)}
+    written |= {posixpath.basename(item["thumb"][0]) for t in thumbs for item in t.get("exported") or []
+                if item["thumb"]}
     store.prune("report/thumbs", written)  # thumbnails of an earlier build's rows
     tiles = [t.get("tile") for t in thumbs[:CONTACT_LIMIT]]
     store.write("report/contact_sheet.png", contact_sheet(rows[:CONTACT_LIMIT], tiles))

@@ -214,6 +214,95 @@ def test_report_samples_and_reads_summary_json(tmp_path):
     assert build_report(out, sample=4, seed=3).read_text("utf-8") == page  # seeded: same page
 
 
+def _with_export_columns(out: Path, exported: dict[str, list[str]], names: dict[str, str]) -> None:
+    """Rewrite OUT's manifest with the trainer layouts' `exported` and `export_name` columns."""
+    table = pq.read_table(out / "manifest")
+    table = table.drop_columns([name for name in ("exported", "export_name") if name in table.column_names])
+    ids = table.column("id").to_pylist()
+    table = table.append_column("exported", pa.array([exported.get(i, []) for i in ids], pa.list_(pa.string())))
+    table = table.append_column("export_name", pa.array([names.get(i) for i in ids], pa.string()))
+    shutil.rmtree(out / "manifest")
+    (out / "manifest").mkdir()
+    pq.write_table(table, out / "manifest" / "part-00000.parquet")
+
+
+def _palette_png(path: Path, labels: np.ndarray, palette: np.ndarray) -> None:
+    image = Image.fromarray(labels, "P")
+    image.putpalette(palette.flatten().tolist())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+
+
+def test_report_shows_a_trainer_layouts_exported_files(tmp_path):
+    from pipeline.tryon_formats import DRESSCODE_PALETTE, LIP_PALETTE
+
+    out, rows = make_out(tmp_path / "native")
+    native = build_report(out, sample=100).read_text("utf-8")
+    # A native run's manifest has the columns too, empty: its page is byte for byte the same.
+    _with_export_columns(out, {}, {})
+    assert build_report(out, sample=100).read_text("utf-8") == native
+    assert 'class="exported"' not in native
+
+    # A vitonhd row and a dresscode row, with tiny files of each kind; one listed file is missing.
+    labels, photo, _ = _person(96, 128, 0)
+    lip = np.where(labels == LABEL["upper_clothes"], 5, np.where(labels > 0, 13, 0)).astype(np.uint8)
+    files = {
+        "test/image/00000_00.jpg": lambda p: Image.fromarray(photo).save(p, quality=90),
+        "test/image-parse-v3/00000_00.png": lambda p: _palette_png(p, lip, LIP_PALETTE),
+        "test/agnostic-v3.2/00000_00.jpg": lambda p: Image.fromarray(photo).save(p, quality=90),
+        "test/agnostic-mask/00000_00_mask.png": lambda p: Image.fromarray((lip == 5).astype(np.uint8) * 255,
+                                                                            "L").save(p),
+        "test/openpose_img/00000_00_rendered.png": lambda p: Image.new("RGB", (96, 128), (255, 0, 0)).save(p),
+        "test/openpose_json/00000_00_keypoints.json": lambda p: p.write_text('{"people": []}'),
+        "test/cloth-mask/00000_00.jpg": lambda p: Image.new("L", (96, 128), 255).save(p, quality=90),
+        "upper_body/label_maps/000003_4.png": lambda p: _palette_png(p, labels, DRESSCODE_PALETTE),
+        "upper_body/keypoints/000003_2.json": lambda p: p.write_text('{"keypoints": []}'),
+    }
+    for path, write in files.items():
+        (out / path).parent.mkdir(parents=True, exist_ok=True)
+        write(out / path)
+    vitonhd = [p for p in files if p.startswith("test/")] + ["test/cloth/00000_00.jpg"]  # never written
+    dresscode = [p for p in files if p.startswith("upper_body/")]
+    _with_export_columns(out, {"multi": vitonhd, "bulk/000": dresscode},
+                         {"multi": "00000_00", "bulk/000": "000003"})
+    page = build_report(out, sample=100).read_text("utf-8")
+    assert page.count('class="exported"') == 2 and "exported 00000_00 (8 files)" in page
+    report = out / "report"
+    article = page[page.index('data-id="multi"'):]
+    article = article[:article.index("</article>")]
+    for label in ("image", "image-parse-v3", "agnostic-v3.2", "agnostic-mask", "openpose_img", "openpose_json",
+                  "cloth-mask", "cloth"):
+        assert f"<figcaption>{label}</figcaption>" in article
+    # Every exported file is linked, and each link resolves from report/ (the missing one says so).
+    hrefs = [chunk.split('"', 1)[0] for chunk in article.split('href="')[1:]]
+    exported_links = [h for h in hrefs if h.startswith("../test/")]
+    assert sorted(exported_links) == sorted(f"../{p}" for p in vitonhd)
+    for href in exported_links:
+        assert (report / href).resolve().is_file() == (href != "../test/cloth/00000_00.jpg")
+    assert '>missing</a><figcaption>cloth</figcaption>' in article and '>json</a>' in article
+    # Images get thumbnails in report/thumbs/ (the JSON and the missing file do not), ~96 px high.
+    key = thumb_key("multi")
+    srcs = [chunk.split('"', 1)[0] for chunk in article.split('src="')[1:]]
+    thumbs = [s for s in srcs if s.startswith(f"thumbs/{key}_x")]
+    assert len(thumbs) == 6
+    for src in thumbs:
+        thumb = Image.open(report / src)
+        assert thumb.format == "JPEG" and thumb.mode == "RGB" and thumb.size == (72, 96)
+    # The palette PNG is shown in its colours (LIP 5 = upper clothes, orange), not as gray ids.
+    parse = next(s for s in thumbs if f'{s}" width="72" height="96" alt="image-parse-v3"' in article)
+    pixels = np.asarray(Image.open(report / parse)).astype(int)
+    centre = pixels[int(5.5 / 16 * 96), 36]  # on the shirt
+    assert np.abs(centre - LIP_PALETTE[5].astype(int)).max() < 40
+    dc = page[page.index('data-id="bulk/000"'):]
+    dc = dc[:dc.index("</article>")]
+    assert "<figcaption>label_maps</figcaption>" in dc and "<figcaption>keypoints</figcaption>" in dc
+    dc_parse = np.asarray(Image.open(report / "thumbs" / f"{thumb_key('bulk/000')}_x00.jpg")).astype(int)
+    assert np.abs(dc_parse[int(5.5 / 16 * 96), 36] - DRESSCODE_PALETTE[LABEL["upper_clothes"]]).max() < 40
+    # report/ holds exactly what the page shows; a native row keeps its four thumbnails.
+    assert len(list((report / "thumbs").iterdir())) == page.count("<img ")
+    assert page.count(f'src="thumbs/{thumb_key("tiny")}_') == 4
+
+
 def test_report_without_manifest_says_so(tmp_path):
     parser = argparse.ArgumentParser()
     add_arguments(parser)
