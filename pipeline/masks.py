@@ -20,15 +20,35 @@ import cv2
 import numpy as np
 
 from pipeline.labels import (
-    BACKGROUND, BAG, DRESS, FACE, GARMENTS, HAT, LEFT_ARM, LEFT_SHOE, NUM_LABELS, OOTD_GARMENTS,
-    PANTS, PASSTHROUGH_CATEGORY, RIGHT_ARM, RIGHT_SHOE, SKIRT, SUNGLASSES, UPPER_CLOTHES,
+    BACKGROUND,
+    BAG,
+    DRESS,
+    FACE,
+    GARMENTS,
+    HAIR,
+    HAT,
+    LEFT_ARM,
+    LEFT_LEG,
+    LEFT_SHOE,
+    NUM_LABELS,
+    OOTD_GARMENTS,
+    PANTS,
+    PASSTHROUGH_CATEGORY,
+    RIGHT_ARM,
+    RIGHT_LEG,
+    RIGHT_SHOE,
+    SCARF,
+    SKIRT,
+    SUNGLASSES,
+    UPPER_CLOTHES,
     normalize_category,
 )
 
 STYLES = ("rect", "ootd", "parse", "crop")
 OOTD_VARIANTS = ("hd", "dc")
 # The order quality_flags reports in: what the parse says, then the mask, then the pose.
-FLAGS = ("no_garment", "category_mismatch", "mask_tiny", "mask_huge", "no_person", "multi_person")
+FLAGS = ("no_person", "no_garment", "category_mismatch", "mask_tiny", "mask_huge", "no_pose_person",
+         "multi_person")
 
 REFERENCE_HEIGHT = 512
 # n passes of a 5x5 square kernel equal one square kernel of radius 2n: one pass at any scale.
@@ -40,6 +60,28 @@ WRIST_EXTENSION = 1.2  # the band runs past the wrist to elbow + 1.2 (wrist - el
 # Bridges parser gaps (a thin background seam at a belt or an arm) so one body stays one region.
 PERSON_CLOSING = 4
 TINY_AREA, HUGE_AREA = 0.01, 0.80
+
+# no_person (is_no_person, person_evidence): the parse shows a person when its largest head
+# region (face, hair, hat, sunglasses) sits on a body. All measured on the label map resized
+# (nearest) down to NO_PERSON_GRID_HEIGHT rows, as shares of the image or ratios to the head,
+# so the rule is the same at any resolution. Chosen on the bundled parser's parses of generated
+# people and generated non-person scenes, tuning seeds only (bench/no_person_eval.py --split
+# tuning): each threshold lies just outside the range of 1,400 tuning people (none flagged),
+# which flag 97-98% of each class of 400 tuning scenes. Held-out rates: docs/masks.md.
+NO_PERSON_GRID_HEIGHT = 384
+# (in brackets: the range of the 1,400 tuning people)
+NO_PERSON_MIN_FACE = 0.003  # face pixels of the head region / all pixels (>= 0.0035)
+NO_PERSON_MIN_FACE_SOLIDITY = 0.5  # face pixels / their convex hull: one compact blob (>= 0.56)
+NO_PERSON_MIN_BODY_BELOW = 4.0  # garment and limb pixels of the body below the head, in head areas (>= 4.2)
+NO_PERSON_MIN_ARMS = 0.06  # arm (hands included) pixels of the body, in head areas (>= 0.069)
+NO_PERSON_MAX_GARMENTS = 15.0  # garment pixels of the body, in head areas: too small a head for them (<= 13.5)
+NO_PERSON_MAX_PIECES = 23  # label pieces (>= 0.2% of the body each) of the body: not a patchwork (<= 22)
+NO_PERSON_MAX_HEAD_OFFSET = 0.8  # torso centre off the head's centre, in head widths (<= 0.73)
+NO_PERSON_MIN_TALL = 0.9  # the body's height / width (>= 0.97)
+_HEAD_LABELS = (HAT, HAIR, SUNGLASSES, FACE)
+_BODY_GARMENTS = (UPPER_CLOTHES, SKIRT, PANTS, DRESS)
+_ARMS = (LEFT_ARM, RIGHT_ARM)
+_LIMBS = (LEFT_ARM, RIGHT_ARM, LEFT_LEG, RIGHT_LEG)
 
 # Labels a try-on model must reproduce untouched whatever the category.
 ALWAYS_PROTECTED = (HAT, SUNGLASSES, FACE, LEFT_SHOE, RIGHT_SHOE, BAG)
@@ -66,7 +108,8 @@ _RIVALS = {
 
 # ----------------------------------------------------------------------------- public API
 
-def make_mask(labels, keypoints, category, style="rect", *, ootd_variant="hd", person=None) -> np.ndarray:
+def make_mask(labels, keypoints, category, style="rect", *, ootd_variant="hd", person=None,
+              no_person=False) -> np.ndarray:
     """Inpainting mask of ``category`` for one label map: HxW uint8, 255 = repaint.
 
     labels: HxW canonical (ATR-18) label map. keypoints: float32 (18, 3) x, y, score in the
@@ -74,7 +117,8 @@ def make_mask(labels, keypoints, category, style="rect", *, ootd_variant="hd", p
     reads them). category: upper_body, lower_body or dresses; ``other`` raises ValueError
     (the caller passes such rows through). style: one of STYLES. ootd_variant: ``hd`` (arm
     band 60/512 of the height) or ``dc`` (45/512). person: main_person(labels), when the
-    caller already has it.
+    caller already has it. no_person: True for a row flagged no_person (is_no_person(labels)):
+    its mask is empty, whatever the parse holds.
 
     Only the main (largest) person's garments are masked; other people's pixels stay out of
     the ``ootd`` and ``parse`` masks.
@@ -85,7 +129,7 @@ def make_mask(labels, keypoints, category, style="rect", *, ootd_variant="hd", p
     if ootd_variant not in OOTD_VARIANTS:
         raise ValueError(f"unknown ootd_variant {ootd_variant!r} (expected one of {', '.join(OOTD_VARIANTS)})")
     style_function = style_of(style)
-    if labels.size == 0:
+    if labels.size == 0 or no_person:
         return np.zeros(labels.shape, np.uint8)
     person = main_person(labels) if person is None else np.asarray(person, bool)
     mask = style_function(labels, keypoints, category, person, ootd_variant=ootd_variant)
@@ -109,13 +153,16 @@ def style_of(style: str):
     return found
 
 
-def quality_flags(labels, keypoints, persons, category, mask, *, person=None) -> list[str]:
+def quality_flags(labels, keypoints, persons, category, mask, *, person=None, no_person=None) -> list[str]:
     """Quality flags of one row, in FLAGS order (docs/masks.md explains each).
 
+    no_person: is_no_person(labels), from the parse alone, with or without pose (pass
+    ``no_person=`` when the caller already has it); such a row's mask should be empty.
     no_garment, category_mismatch: counted on the main person's pixels. mask_tiny / mask_huge:
-    the mask covers under 1% / over 80% of the image. no_person: keypoints given but none found
-    (or persons == 0); omitted when keypoints is None (pose off). multi_person: persons > 1;
-    omitted when persons is None.
+    the mask covers under 1% / over 80% of the image. no_pose_person: the parse shows a person
+    but keypoints were given and none is present (or persons == 0): the pose model found nobody;
+    omitted when keypoints is None (pose off) and when no_person is set. multi_person:
+    persons > 1; omitted when persons is None.
     """
     labels = _check_labels(labels)
     keypoints = _check_keypoints(keypoints)
@@ -123,6 +170,8 @@ def quality_flags(labels, keypoints, persons, category, mask, *, person=None) ->
     person = main_person(labels) if person is None else np.asarray(person, bool)
     counts = np.bincount(labels[person], minlength=256)
     found = set()
+    if is_no_person(labels) if no_person is None else no_person:
+        found.add("no_person")
     if counts[list(GARMENTS[category])].sum() == 0:
         found.add("no_garment")
     defining = counts[list(_DEFINING[category])].sum()
@@ -134,8 +183,8 @@ def quality_flags(labels, keypoints, persons, category, mask, *, person=None) ->
         found.add("mask_tiny")
     if area > HUGE_AREA:
         found.add("mask_huge")
-    if keypoints is not None and (persons == 0 or not _present(keypoints).any()):
-        found.add("no_person")
+    if "no_person" not in found and keypoints is not None and (persons == 0 or not _present(keypoints).any()):
+        found.add("no_pose_person")
     if persons is not None and persons > 1:
         found.add("multi_person")
     return [flag for flag in FLAGS if flag in found]
@@ -173,6 +222,105 @@ def main_person(labels) -> np.ndarray:
     radius = _scaled_radius(PERSON_CLOSING, labels.shape[0])
     body = cv2.morphologyEx(_u8(body), cv2.MORPH_CLOSE, _square(radius)).view(bool)
     return _largest_component(body)
+
+
+def is_no_person(labels) -> bool:
+    """True when the parse shows no person: the row gets the flag ``no_person`` and an empty mask.
+
+    The one definition of no_person, for every stage and layout, with or without pose: a row
+    flagged no_person keeps status ok, and its mask is empty (``make_mask(..., no_person=True)``
+    returns zeros; quality_flags reports it first). A person is a head on a body (person_evidence
+    measures it): the parse must hold a head region (face, hair, hat, sunglasses) with at least
+    NO_PERSON_MIN_FACE of the image in face pixels forming one compact blob, sitting centred on a
+    taller-than-wide body with garments and limbs below the head, some arm or hand pixels, not
+    more garment than a head of that size wears, and a parse not cut into a patchwork of
+    pieces. Any check failing means no person (thresholds: the NO_PERSON_* constants; how they
+    were chosen and the measured rates: docs/masks.md). A photo cropped below the chin has no
+    head and is flagged too.
+
+    Works on the label map at any size (resized down to NO_PERSON_GRID_HEIGHT rows first):
+    the working-size map and its upsampling to the photo give the same answer up to sampling.
+    """
+    evidence = person_evidence(labels)
+    return not (
+        evidence["face"] >= NO_PERSON_MIN_FACE
+        and evidence["face_solidity"] >= NO_PERSON_MIN_FACE_SOLIDITY
+        and evidence["body_below"] >= NO_PERSON_MIN_BODY_BELOW
+        and evidence["arms"] >= NO_PERSON_MIN_ARMS
+        and evidence["garments"] <= NO_PERSON_MAX_GARMENTS
+        and evidence["pieces"] <= NO_PERSON_MAX_PIECES
+        and evidence["head_offset"] <= NO_PERSON_MAX_HEAD_OFFSET
+        and evidence["tall"] >= NO_PERSON_MIN_TALL
+    )
+
+
+def person_evidence(labels) -> dict[str, float]:
+    """What is_no_person measures, on the label map resized (nearest) down to NO_PERSON_GRID_HEIGHT rows.
+
+    The head is the largest 8-connected region of head labels (face, hair, hat, sunglasses); the
+    body is the 8-connected region of non-background pixels that holds it. Head areas below are
+    that head region's pixel count.
+
+    * face: the head region's face pixels / all pixels (0 without a head);
+    * face_solidity: those face pixels / the area of their convex hull (the hull joins pixel
+      centres, so a solid blob reads slightly above 1);
+    * head: the head region's pixels / all pixels;
+    * body_below: garment (upper_clothes, skirt, pants, dress) and limb pixels of the body below
+      the head's lowest row, in head areas;
+    * arms: arm pixels (hands included) of the body, in head areas; limbs: arms and legs;
+    * garments: garment pixels of the body, in head areas;
+    * pieces: 8-connected pieces of each label inside the body, counting those of at least
+      0.2% of the body's pixels;
+    * head_offset: horizontal distance between the head's centre and the centre of the garment,
+      arm and scarf pixels in the two head heights below it, in head widths (inf when none);
+    * tall: the body's bounding-box height / width.
+    """
+    labels = _check_labels(labels)
+    evidence = {"face": 0.0, "face_solidity": 0.0, "head": 0.0, "body_below": 0.0, "arms": 0.0, "limbs": 0.0,
+                "garments": 0.0, "pieces": 0, "head_offset": float("inf"), "tall": 0.0}
+    if labels.size == 0:
+        return evidence
+    height, width = labels.shape
+    grid = labels
+    if height > NO_PERSON_GRID_HEIGHT:  # never up: a smaller map already is its own grid
+        grid_width = max(1, int(round(width * NO_PERSON_GRID_HEIGHT / height)))
+        grid = cv2.resize(labels, (grid_width, NO_PERSON_GRID_HEIGHT), interpolation=cv2.INTER_NEAREST)
+    count, regions, stats, centres = cv2.connectedComponentsWithStats(_u8(_isin(grid, _HEAD_LABELS)), connectivity=8)
+    if count <= 1:
+        return evidence
+    index = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    _, head_y, head_width, head_height, head_area = (int(v) for v in stats[index, :5])
+    head = regions == index
+    face = head & (grid == FACE)
+    face_area = np.count_nonzero(face)
+    evidence["head"] = head_area / grid.size
+    evidence["face"] = face_area / grid.size
+    if face_area:
+        hull = cv2.contourArea(cv2.convexHull(cv2.findNonZero(_u8(face))))
+        evidence["face_solidity"] = face_area / max(hull, 1.0)
+    count, regions = cv2.connectedComponents(_u8(grid != BACKGROUND), connectivity=8)
+    body = regions == int(np.argmax(np.bincount(regions[head], minlength=count)))
+    body_labels = np.where(body, grid, BACKGROUND).astype(np.uint8)
+    counts = np.bincount(body_labels.ravel(), minlength=256)
+    evidence["arms"] = counts[list(_ARMS)].sum() / head_area
+    evidence["limbs"] = counts[list(_LIMBS)].sum() / head_area
+    evidence["garments"] = counts[list(_BODY_GARMENTS)].sum() / head_area
+    below = head_y + head_height
+    evidence["body_below"] = np.count_nonzero(_isin(body_labels[below:], _BODY_GARMENTS + _LIMBS)) / head_area
+    torso = _isin(body_labels[below:below + 2 * head_height], _BODY_GARMENTS + _ARMS + (SCARF,))
+    if torso.any():
+        evidence["head_offset"] = abs(np.nonzero(torso)[1].mean() - centres[index][0]) / head_width
+    rows, cols = np.flatnonzero(body.any(axis=1)), np.flatnonzero(body.any(axis=0))
+    evidence["tall"] = (rows[-1] - rows[0] + 1) / (cols[-1] - cols[0] + 1)
+    # Pieces: on the body's box, and only labels with enough pixels for one piece (the cost).
+    smallest = 0.002 * np.count_nonzero(body)
+    box = body_labels[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    pieces = 0
+    for label in np.flatnonzero(counts[1:NUM_LABELS] >= smallest) + 1:
+        _, _, piece_stats, _ = cv2.connectedComponentsWithStats(_u8(box == label), connectivity=8)
+        pieces += int(np.count_nonzero(piece_stats[1:, cv2.CC_STAT_AREA] >= smallest))
+    evidence["pieces"] = pieces
+    return {key: int(value) if key == "pieces" else float(value) for key, value in evidence.items()}
 
 
 # ----------------------------------------------------------------------------- styles

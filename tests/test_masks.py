@@ -17,8 +17,20 @@ import pytest
 
 from pipeline import masks
 from pipeline.labels import (
-    BAG, DRESS, FACE, HAIR, LEFT_ARM, LEFT_LEG, LEFT_SHOE, PANTS, RIGHT_ARM, RIGHT_LEG, RIGHT_SHOE,
-    SCARF, SKIRT, UPPER_CLOTHES,
+    BAG,
+    DRESS,
+    FACE,
+    HAIR,
+    LEFT_ARM,
+    LEFT_LEG,
+    LEFT_SHOE,
+    PANTS,
+    RIGHT_ARM,
+    RIGHT_LEG,
+    RIGHT_SHOE,
+    SCARF,
+    SKIRT,
+    UPPER_CLOTHES,
 )
 
 CATEGORIES = ("upper_body", "lower_body", "dresses")
@@ -284,7 +296,8 @@ def test_all_background_gives_an_empty_mask(style, category):
     for keypoints in (points, None):
         mask = masks.make_mask(labels, keypoints, category, style)
         assert mask.shape == labels.shape and not mask.any()
-    assert masks.quality_flags(labels, points, 0, category, mask) == ["no_garment", "mask_tiny", "no_person"]
+    # nobody in the parse: no_person (the pose flag is not added on top of it)
+    assert masks.quality_flags(labels, points, 0, category, mask) == ["no_person", "no_garment", "mask_tiny"]
 
 
 @pytest.mark.parametrize("style", masks.STYLES)
@@ -328,13 +341,13 @@ def test_inputs_are_not_modified():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda l, k: masks.make_mask(l, k, "other", "ootd"), "passed through"),
-    (lambda l, k: masks.make_mask(l, k, "hats", "ootd"), "unknown category"),
-    (lambda l, k: masks.make_mask(l, k, "upper_body", "blob"), "unknown mask style"),
-    (lambda l, k: masks.make_mask(l, k, "upper_body", "ootd", ootd_variant="xl"), "ootd_variant"),
-    (lambda l, k: masks.make_mask(l, k[:17], "upper_body", "ootd"), r"\(18, 3\)"),
-    (lambda l, k: masks.make_mask(l[None], k, "upper_body", "ootd"), "2-D"),
-    (lambda l, k: masks.quality_flags(l, k, 1, "other", l), "passed through"),
+    (lambda m, k: masks.make_mask(m, k, "other", "ootd"), "passed through"),
+    (lambda m, k: masks.make_mask(m, k, "hats", "ootd"), "unknown category"),
+    (lambda m, k: masks.make_mask(m, k, "upper_body", "blob"), "unknown mask style"),
+    (lambda m, k: masks.make_mask(m, k, "upper_body", "ootd", ootd_variant="xl"), "ootd_variant"),
+    (lambda m, k: masks.make_mask(m, k[:17], "upper_body", "ootd"), r"\(18, 3\)"),
+    (lambda m, k: masks.make_mask(m[None], k, "upper_body", "ootd"), "2-D"),
+    (lambda m, k: masks.quality_flags(m, k, 1, "other", m), "passed through"),
 ])
 def test_bad_arguments_raise_value_error(call, message):
     labels, points = figure(64)
@@ -359,12 +372,24 @@ def test_flags_clean_figure_and_pose_flags_omitted_without_pose():
     assert masks.quality_flags(labels, points, 3, "upper_body", empty) == ["mask_tiny", "multi_person"]
 
 
-def test_flag_no_person_from_keypoints_or_count():
+def test_flag_no_pose_person_from_keypoints_or_count():
+    # the parse shows a person (no no_person) but the pose model found nobody
     labels, points = figure()
     mask = masks.make_mask(labels, points, "upper_body", "ootd")
+    assert not masks.is_no_person(labels)
     missing = np.full((18, 3), np.nan, np.float32)
-    assert masks.quality_flags(labels, missing, None, "upper_body", mask) == ["no_person"]
-    assert masks.quality_flags(labels, np.zeros((18, 3), np.float32), 0, "upper_body", mask) == ["no_person"]
+    assert masks.quality_flags(labels, missing, None, "upper_body", mask) == ["no_pose_person"]
+    assert masks.quality_flags(labels, np.zeros((18, 3), np.float32), 0, "upper_body", mask) == ["no_pose_person"]
+
+
+def test_flag_no_person_from_the_parse_with_or_without_pose():
+    # a garment alone: no head on a body, so no person whatever the pose stage says
+    labels = np.zeros((512, 384), np.uint8)
+    labels[100:400, 120:264] = DRESS
+    empty = masks.make_mask(labels, None, "dresses", "rect", no_person=True)
+    assert not empty.any()
+    assert masks.quality_flags(labels, None, None, "dresses", empty) == ["no_person", "mask_tiny"]
+    assert masks.quality_flags(labels, figure()[1], 1, "dresses", empty) == ["no_person", "mask_tiny"]
 
 
 def test_flag_mask_huge():
@@ -374,8 +399,9 @@ def test_flag_mask_huge():
 
 
 def test_flag_category_mismatch():
-    # a dress: more dress than upper_clothes when upper_body is asked
-    boxes = ((FACE, (167, 40, 217, 100)), (UPPER_CLOTHES, (132, 100, 252, 130)), (DRESS, (132, 130, 252, 400)))
+    # a dress: more dress than upper_clothes when upper_body is asked (with hair and arms: a person)
+    boxes = ((HAIR, (160, 25, 224, 40)), (FACE, (167, 40, 217, 100)), (UPPER_CLOTHES, (132, 100, 252, 130)),
+             (DRESS, (132, 130, 252, 400)), (RIGHT_ARM, (102, 105, 132, 300)), (LEFT_ARM, (252, 105, 282, 300)))
     labels, points = figure(boxes=boxes)
     mask = masks.make_mask(labels, points, "upper_body", "ootd")
     assert masks.quality_flags(labels, points, 1, "upper_body", mask) == ["category_mismatch"]
@@ -406,11 +432,17 @@ def test_flags_count_only_the_main_person():
 
 
 def test_flag_order_is_the_documented_one():
+    missing = np.full((18, 3), np.nan, np.float32)
     labels = np.zeros((64, 48), np.uint8)
     labels[10:50, 10:40] = DRESS
-    flags = masks.quality_flags(labels, np.full((18, 3), np.nan, np.float32), 2, "upper_body",
-                                np.zeros_like(labels))
-    assert flags == ["no_garment", "category_mismatch", "mask_tiny", "no_person", "multi_person"]
+    flags = masks.quality_flags(labels, missing, 2, "upper_body", np.zeros_like(labels))
+    assert flags == ["no_person", "no_garment", "category_mismatch", "mask_tiny", "multi_person"]
+    assert flags == [flag for flag in masks.FLAGS if flag in flags]
+    # a person in a dress asked as upper_body, whom the pose model missed
+    dressed, _ = figure(boxes=tuple((DRESS, where) if label == UPPER_CLOTHES else (label, where)
+                                    for label, where in BOXES))
+    flags = masks.quality_flags(dressed, missing, 2, "upper_body", np.zeros_like(dressed))
+    assert flags == ["no_garment", "category_mismatch", "mask_tiny", "no_pose_person", "multi_person"]
     assert flags == [flag for flag in masks.FLAGS if flag in flags]
 
 
