@@ -70,10 +70,12 @@ class MaskStage:
     DROPPED = ("image", "labels", "data", "people", "pose_flag", "skip_reason")  # large or consumed here
 
     def __init__(self, style: str = "rect", fill: str = "green", ootd_variant: str = "hd",
-                 layout: str | Layout = "native", export_size: str | tuple[int, int] = "768x1024"):
+                 layout: str | Layout = "native", export_size: str | tuple[int, int] = "768x1024",
+                 person_check: bool = True):
         if fill not in FILLS:
             raise ValueError(f"unknown fill {fill!r} (expected {', '.join(FILLS)})")
         self.style, self.fill, self.ootd_variant = style, fill, ootd_variant
+        self.person_check = bool(person_check)  # --no-person-check: never flag no_person
         self.layout = get_layout(layout) if isinstance(layout, str) else layout
         if isinstance(export_size, str):
             export_size = tuple(int(v) for v in export_size.lower().split("x"))
@@ -144,7 +146,7 @@ class MaskStage:
         person = fastmask.main_person(labels, body)
         # The one no_person rule (masks.is_no_person), on the working-size parse: it measures shares
         # on a fixed grid, so the size does not matter. Such a row keeps status ok with an empty mask.
-        no_person = masks.is_no_person(working)
+        no_person = self.person_check and masks.is_no_person(working)
         if no_person:
             mask = np.zeros(labels.shape, np.uint8)
         else:
@@ -206,7 +208,7 @@ class MaskStage:
 
 
 def mask_batch(batch: dict, style: str = "rect", fill: str = "green", ootd_variant: str = "hd",
-               layout: str = "native", export_size: str = "768x1024") -> dict:
+               layout: str = "native", export_size: str = "768x1024", person_check: bool = True) -> dict:
     """The mask stage as a plain function, for Ray tasks."""
     return MaskStage(style=style, fill=fill, ootd_variant=ootd_variant, layout=layout,
-                     export_size=export_size)(batch)
+                     export_size=export_size, person_check=person_check)(batch)

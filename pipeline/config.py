@@ -16,7 +16,7 @@ LABEL_SCHEMAS = ("auto", *SCHEMAS)
 
 # Settings that change what a row's outputs are; a resumed run must match them (run.json).
 OUTPUT_DEFINING = ("parser_family", "parser", "labels", "pose_family", "pose", "pose_from", "style", "category",
-                   "width", "height", "fill", "ootd_variant", "layout", "split", "export_size")
+                   "width", "height", "fill", "ootd_variant", "layout", "split", "export_size", "person_check")
 SPLITS = ("train", "test")
 
 
@@ -37,6 +37,7 @@ class RunConfig:
     layout: str = "native"
     split: str = "test"  # trainer layouts: the split of rows whose manifest gives none
     export_size: str = "768x1024"  # trainer layouts: the export frame, WxH
+    person_check: bool = True  # --no-person-check: keep the masks of rows the parse finds no person in
     width: int = 576
     height: int = 768
     batch_size: int | None = None
@@ -149,6 +150,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default=d("split"), choices=SPLITS,
                         help=f"trainer layouts: the split of rows whose manifest has no split column "
                              f"(default: {d('split')})")
+    parser.add_argument("--no-person-check", dest="person_check", action="store_false", default=d("person_check"),
+                        help="never flag no_person (whose rows get an empty mask): for datasets of photos cropped "
+                             "below the chin or of people lying down, which the rule flags (docs/masks.md)")
     parser.add_argument("--export-size", default=d("export_size"), type=_export_size, metavar="WxH",
                         help=f"trainer layouts: the frame every exported file is fitted into, without "
                              f"distortion (default: {d('export_size')})")

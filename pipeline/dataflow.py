@@ -142,7 +142,8 @@ def build_dataset(rows: pa.Table, config: RunConfig, run_info: dict, plan: Stage
     dataset = dataset.map_batches(mask_batch, batch_size=MASK_BATCH, batch_format="numpy",
                                   fn_kwargs=dict(style=config.style, fill=config.fill,
                                                  ootd_variant=config.ootd_variant, layout=config.layout,
-                                                 export_size=config.export_size),
+                                                 export_size=config.export_size,
+                                                 person_check=config.person_check),
                                   num_cpus=plan.task_num_cpus)
     return dataset.map_batches(write_batch, batch_size=config.rows_per_part, batch_format="numpy",
                                fn_kwargs=dict(out=config.output, run_info=run_info, layout=config.layout),

@@ -230,3 +230,25 @@ def test_the_bundled_parser_people_are_persons_and_scenes_are_not(parser):
     # measured: 95-99% of each class flagged (docs/masks.md); 9 of 10 leaves room for one miss
     assert sum(flags) >= 9, list(zip(kinds, flags))
     assert all(flags[i] or flags[i + 1] for i in range(0, 10, 2)), list(zip(kinds, flags))
+
+
+def test_no_person_check_off_keeps_the_mask():
+    """--no-person-check: a garment alone (no head: no_person) keeps its mask and gets no flag."""
+    import io
+
+    from PIL import Image
+
+    from pipeline.compose import MaskStage
+
+    labels = np.zeros((96, 64), np.uint8)
+    labels[30:70, 15:50] = 4  # upper clothes, nobody wearing them
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 96), (200, 200, 200)).save(buffer, "PNG")
+    batch = {"id": np.array(["a"], object), "source": np.array(["a.png"], object),
+             "category": np.array(["upper_body"], object), "status": np.array(["pending"], object),
+             "error": np.array([""], object), "data": np.array([buffer.getvalue()], object), "labels": labels[None]}
+    flagged = MaskStage()(dict(batch))
+    kept = MaskStage(person_check=False)(dict(batch))
+    assert flagged["status"][0] == kept["status"][0] == "ok"
+    assert flagged["flags"][0].split(",")[0] == "no_person" and flagged["mask_area"][0] == 0
+    assert "no_person" not in kept["flags"][0] and kept["mask_area"][0] > 0.2
