@@ -43,7 +43,8 @@ def add_resume_arguments(parser: argparse.ArgumentParser) -> None:
                         help="redo rows whose manifest status is error (their old rows are replaced)")
 
 
-def print_summary(summary: dict, stream=sys.stdout) -> None:
+def print_summary(summary: dict, stream=None) -> None:
+    stream = stream or sys.stdout  # looked up at call time: a test (or caller) may have replaced it
     this_run = summary["this_run"]
     counts = ", ".join(f"{name} {count}" for name, count in summary["status"].items()) or "nothing"
     print(f"done: {summary['rows']} rows in the manifest ({counts}); this run {this_run['rows']} rows "
