@@ -24,8 +24,6 @@ from .layouts import ExportContext, Layout
 from .schema import OK, VtonError
 
 JPEG_QUALITY = 95
-VITONHD_FOLDERS = ("image", "image-parse-v3", "image-parse-agnostic-v3.2", "agnostic-v3.2", "agnostic-mask",
-                   "openpose_json", "openpose_img", "cloth", "cloth-mask")
 SPLITS = ("train", "test")
 DRESSCODE_CATEGORIES = ("upper_body", "lower_body", "dresses")
 # Flags that keep an ok row out of the pairs files.
@@ -81,20 +79,28 @@ def _lines(pairs) -> bytes:
     return "".join(f"{person} {cloth}\n" for person, cloth in pairs).encode()
 
 
-class VitonHDLayout(Layout):
-    """VITON-HD / HR-VITON / StableVITON / IDM-VTON: OUT/<split>/<folder>/<name>..., OUT/<split>_pairs.txt."""
+class TrainerLayout(Layout):
+    """What the trainer layouts share: no native files, keypoints required, sequential names
+    (`name_format` of the row's input order), never derived from the photo's path."""
 
-    name = "vitonhd"
-    folders = (*SPLITS, *(f"{split}_pairs.txt" for split in SPLITS), "test_pairs_unpaired.txt")
     kinds = ()
     needs_keypoints = True
+    name_format = "{:05d}"
 
     def path(self, row: dict, kind: str, extension: str) -> None:
         return None  # no native files
 
     def export_name(self, row: dict) -> str | None:
         seq = row.get("seq")
-        return None if seq is None else f"{int(seq):05d}_00"
+        return None if seq is None else self.name_format.format(int(seq))
+
+
+class VitonHDLayout(TrainerLayout):
+    """VITON-HD / HR-VITON / StableVITON / IDM-VTON: OUT/<split>/<folder>/<name>..., OUT/<split>_pairs.txt."""
+
+    name = "vitonhd"
+    folders = (*SPLITS, *(f"{split}_pairs.txt" for split in SPLITS), "test_pairs_unpaired.txt")
+    name_format = "{:05d}_00"
 
     def export(self, context: ExportContext) -> dict[str, bytes]:
         row = context.row
@@ -159,20 +165,12 @@ class VitonHDLayout(Layout):
             out.write_bytes(f"{split}/vitonhd_{split}_tagged.json", _json(tagged))
 
 
-class DressCodeLayout(Layout):
+class DressCodeLayout(TrainerLayout):
     """DressCode (and LaDI-VTON / IDM-VTON / CatVTON on it): OUT/<category>/{images,label_maps,...}."""
 
     name = "dresscode"
     folders = DRESSCODE_CATEGORIES
-    kinds = ()
-    needs_keypoints = True
-
-    def path(self, row: dict, kind: str, extension: str) -> None:
-        return None  # no native files
-
-    def export_name(self, row: dict) -> str | None:
-        seq = row.get("seq")
-        return None if seq is None else f"{int(seq):06d}"
+    name_format = "{:06d}"
 
     def export(self, context: ExportContext) -> dict[str, bytes]:
         row = context.row
