@@ -76,3 +76,19 @@ def tiny_parser_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_pose_dir() -> Path:
     return build_tiny_pose(CACHE / "tiny-openpose-body-v2")
+
+
+def spy_on_jpeg_draft(monkeypatch) -> list:
+    """Records the size Pillow's JPEG draft (DCT scaling) decoded to, call by call."""
+    from PIL import JpegImagePlugin
+
+    drafted = []
+    real_draft = JpegImagePlugin.JpegImageFile.draft
+
+    def spy(image, mode, size):
+        result = real_draft(image, mode, size)
+        drafted.append(image.size)
+        return result
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    return drafted

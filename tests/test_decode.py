@@ -9,7 +9,8 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageOps, JpegImagePlugin
+from conftest import spy_on_jpeg_draft
+from PIL import Image, ImageDraw, ImageOps
 
 from pipeline.decode import DecodeError, decode_batch, decode_photo, open_photo
 
@@ -343,15 +344,7 @@ def test_jpeg_draft_matches_full_decode_and_resize(tmp_path, monkeypatch, orient
     stored.save(buffer, "JPEG", quality=90, exif=exif_with_orientation(orientation))
     data = buffer.getvalue()
 
-    drafted = []
-    real_draft = JpegImagePlugin.JpegImageFile.draft
-
-    def spy(image, mode, size):
-        result = real_draft(image, mode, size)
-        drafted.append(image.size)
-        return result
-
-    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    drafted = spy_on_jpeg_draft(monkeypatch)
     fast = np.asarray(decode_photo(data, (150, 200)), dtype=int)
     monkeypatch.undo()
     # DCT scaling decoded an eighth of the stored size, never less than the working size.

@@ -12,7 +12,8 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps, JpegImagePlugin
+from conftest import spy_on_jpeg_draft
+from PIL import Image, ImageOps
 
 from pipeline.decode import decode_batch, decode_photo
 
@@ -105,15 +106,7 @@ def test_jpeg_draft_then_bilinear_resize(monkeypatch, orientation):
         stored = np.ascontiguousarray(np.rot90(stored, k=1))
     data = encoded(stored, "JPEG", quality=95, subsampling=0, exif=exif_orientation(orientation))
 
-    drafted = []
-    real_draft = JpegImagePlugin.JpegImageFile.draft
-
-    def spy(image, mode, size):
-        result = real_draft(image, mode, size)
-        drafted.append(image.size)
-        return result
-
-    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    drafted = spy_on_jpeg_draft(monkeypatch)
     got = np.asarray(decode_photo(data, working))
     monkeypatch.undo()
     # The draft decoded a quarter of the stored size (an eighth would be smaller than the working
