@@ -99,15 +99,20 @@ def _closing_margin(radius: int) -> int:
 
 def _largest_component(body: np.ndarray) -> np.ndarray:
     """bool: the largest 8-connected region of a 0/non-0 uint8 image (masks._largest_component)."""
+    # Plain labelling and a histogram: the same areas as connectedComponentsWithStats at a
+    # fraction of its cost (16-bit labels keep calcHist on its fast path; its float32 counts are
+    # exact up to 2**24 pixels per region).
     try:  # uint16 labels: OpenCV raises (never wraps) past 65535 regions
-        count, components, stats, _ = cv2.connectedComponentsWithStats(body, connectivity=8, ltype=cv2.CV_16U)
+        count, components = cv2.connectedComponents(body, connectivity=8, ltype=cv2.CV_16U)
+        areas = None if count <= 2 else cv2.calcHist([components], [0], None, [count], [0, count]).ravel()
     except cv2.error:
-        count, components, stats, _ = cv2.connectedComponentsWithStats(body, connectivity=8, ltype=cv2.CV_32S)
+        count, components = cv2.connectedComponents(body, connectivity=8, ltype=cv2.CV_32S)
+        areas = None if count <= 2 else np.bincount(components.ravel(), minlength=count)
     if count <= 1:
         return np.zeros(body.shape, bool)
     if count == 2:
         return body != 0
-    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    largest = 1 + int(np.argmax(areas[1:]))
     return components == largest
 
 

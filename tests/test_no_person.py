@@ -126,6 +126,79 @@ def test_person_evidence_does_not_depend_on_the_size():
         assert a[key] == pytest.approx(b[key], rel=0.05, abs=1e-3), key
 
 
+def reference_evidence(labels) -> dict:
+    """person_evidence by its docstring, written the plain way (connectedComponentsWithStats per
+    label on the grid): the oracle for the labelling shortcuts the real one takes for speed."""
+    labels = np.asarray(labels, np.uint8)
+    height, width = labels.shape
+    grid = labels
+    if height > masks.NO_PERSON_GRID_HEIGHT:
+        grid_width = max(1, int(round(width * masks.NO_PERSON_GRID_HEIGHT / height)))
+        grid = cv2.resize(labels, (grid_width, masks.NO_PERSON_GRID_HEIGHT), interpolation=cv2.INTER_NEAREST)
+    evidence = {"face": 0.0, "face_solidity": 0.0, "head": 0.0, "body_below": 0.0, "arms": 0.0, "limbs": 0.0,
+                "garments": 0.0, "pieces": 0, "head_offset": float("inf"), "tall": 0.0}
+    heads = np.isin(grid, masks._HEAD_LABELS).astype(np.uint8)
+    count, regions, stats, centres = cv2.connectedComponentsWithStats(heads, connectivity=8, ltype=cv2.CV_32S)
+    if count <= 1:
+        return evidence
+    index = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    _, head_y, head_width, head_height, head_area = (int(v) for v in stats[index, :5])
+    head = regions == index
+    face = head & (grid == FACE)
+    evidence["head"], evidence["face"] = head_area / grid.size, np.count_nonzero(face) / grid.size
+    if face.any():
+        hull = cv2.contourArea(cv2.convexHull(cv2.findNonZero(face.astype(np.uint8))))
+        evidence["face_solidity"] = np.count_nonzero(face) / max(hull, 1.0)
+    count, regions = cv2.connectedComponents((grid != 0).astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    body = regions == int(np.argmax(np.bincount(regions[head], minlength=count)))
+    body_labels = np.where(body, grid, 0)
+    evidence["arms"] = np.isin(body_labels, masks._ARMS).sum() / head_area
+    evidence["limbs"] = np.isin(body_labels, masks._LIMBS).sum() / head_area
+    evidence["garments"] = np.isin(body_labels, masks._BODY_GARMENTS).sum() / head_area
+    below = head_y + head_height
+    evidence["body_below"] = np.isin(body_labels[below:], masks._BODY_GARMENTS + masks._LIMBS).sum() / head_area
+    torso = np.isin(body_labels[below:below + 2 * head_height], masks._BODY_GARMENTS + masks._ARMS + (masks.SCARF,))
+    if torso.any():
+        evidence["head_offset"] = abs(np.nonzero(torso)[1].mean() - centres[index][0]) / head_width
+    rows, cols = np.flatnonzero(body.any(axis=1)), np.flatnonzero(body.any(axis=0))
+    evidence["tall"] = (rows[-1] - rows[0] + 1) / (cols[-1] - cols[0] + 1)
+    smallest = 0.002 * np.count_nonzero(body)
+    for label in range(1, masks.NUM_LABELS):
+        one = (body_labels == label).astype(np.uint8)
+        _, _, piece_stats, _ = cv2.connectedComponentsWithStats(one, connectivity=8, ltype=cv2.CV_32S)
+        evidence["pieces"] += int(np.count_nonzero(piece_stats[1:, cv2.CC_STAT_AREA] >= smallest))
+    return evidence
+
+
+def blob_maps(seed: int):
+    """Label maps that stress the labelling: overlapping discs of random labels (pieces inside other
+    pieces' holes, diagonal contacts), label noise, and one map too wide for 16-bit labels."""
+    rng = np.random.default_rng(seed)
+    for _ in range(6):
+        blobs = np.zeros((int(rng.integers(60, 700)), int(rng.integers(60, 700))), np.uint8)
+        for _ in range(int(rng.integers(5, 60))):
+            centre = (int(rng.integers(0, blobs.shape[1])), int(rng.integers(0, blobs.shape[0])))
+            cv2.circle(blobs, centre, int(rng.integers(2, 90)), int(rng.integers(0, masks.NUM_LABELS)), -1)
+        yield blobs
+        yield rng.integers(0, masks.NUM_LABELS, blobs.shape).astype(np.uint8)
+    yield rng.integers(0, masks.NUM_LABELS, (384, 1400)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_person_evidence_equals_the_plain_definition(seed):
+    maps = [make_person(5_000_000 + seed + k, 576, 768).labels for k in (0, 10)]
+    nested = draw(FIGURE, 512, 384)  # a shirt island inside a dress patch's hole in the shirt
+    cv2.circle(nested, (192, 170), 40, DRESS, -1)
+    cv2.circle(nested, (192, 170), 15, UPPER_CLOTHES, -1)
+    maps += [make_person(5_000_100 + seed, 1536, 2048).labels, draw(FIGURE, 512, 384), nested]
+    maps += list(blob_maps(seed))
+    for labels in maps:
+        fast, plain = masks.person_evidence(labels), reference_evidence(labels)
+        assert fast.keys() == plain.keys()
+        for key in fast:
+            assert fast[key] == pytest.approx(plain[key], rel=1e-9, abs=1e-12), (key, labels.shape)
+
+
 @pytest.mark.parametrize("seed", range(4_000_000, 4_000_006))
 def test_a_synthetic_persons_true_labels_are_a_person_at_two_sizes(seed):
     for width, height in ((384, 512), (768, 1024)):
