@@ -92,6 +92,8 @@ def _check_fits(array: np.ndarray, fit: Fit) -> None:
 
 
 def _place(resized: np.ndarray, fit: Fit, pad) -> np.ndarray:
+    if fit.size == fit.frame:  # fills the frame: no padding, nothing to copy
+        return resized
     fw, fh = fit.frame
     out = np.empty((fh, fw) + resized.shape[2:], resized.dtype)
     out[...] = np.asarray(pad, dtype=resized.dtype)
@@ -102,7 +104,9 @@ def _place(resized: np.ndarray, fit: Fit, pad) -> np.ndarray:
 
 def apply_image(img: np.ndarray, fit: Fit, pad=PHOTO_PAD) -> np.ndarray:
     """A photo (H, W) or (H, W, C) in the frame: area-averaged when shrinking, bilinear when
-    enlarging (cv2's pixel-centre alignment), padded with ``pad`` (a value or one per channel)."""
+    enlarging (cv2's pixel-centre alignment), padded with ``pad`` (a value or one per channel).
+    A photo that already has the frame's size is returned as it is, not copied (treat the result
+    as read-only, or copy it)."""
     img = np.asarray(img)
     _check_fits(img, fit)
     if img.ndim == 3 and np.ndim(pad) == 1 and len(pad) != img.shape[2]:
@@ -118,7 +122,8 @@ def apply_image(img: np.ndarray, fit: Fit, pad=PHOTO_PAD) -> np.ndarray:
 def apply_labels(labels: np.ndarray, fit: Fit) -> np.ndarray:
     """A label map or mask (uint8 or bool, H x W) in the frame: nearest neighbour with pixel
     centres aligned (cv2.INTER_NEAREST_EXACT, the same geometry as apply_image and
-    apply_keypoints), so no new ids appear; padded with 0 (background, or "keep" for a mask)."""
+    apply_keypoints), so no new ids appear; padded with 0 (background, or "keep" for a mask). As
+    with apply_image, a map that already has the frame's size comes back uncopied."""
     labels = np.asarray(labels)
     _check_fits(labels, fit)
     as_bool = labels.dtype == bool
@@ -391,6 +396,20 @@ def _ellipse_rows(a: int, b: int) -> tuple[tuple[int, int], ...]:
     return tuple(rows.items())
 
 
+@lru_cache(maxsize=64)
+def _ellipse_stencil(a: int, b: int) -> np.ndarray:
+    """bool (b + 1, a + 1), read-only: the pixels of _ellipse_rows' ellipse in its box. Only the
+    box's size decides the shape (the corner just moves it), so a disc drawn again is one masked
+    assignment instead of a Python loop over its rows."""
+    stencil = np.zeros((b + 1, a + 1), bool)
+    for row, reach in _ellipse_rows(a, b):
+        left, right = (a - reach) // 2, (a + reach) // 2
+        stencil[(b + row) // 2, left:right + 1] = True
+        stencil[(b - row) // 2, left:right + 1] = True
+    stencil.flags.writeable = False
+    return stencil
+
+
 def _pil_ellipse(canvas: np.ndarray, box, value=1) -> None:
     """Pillow's filled ellipse(box): the box's corners truncated, both inclusive; its rows as
     _ellipse_rows gives them (the integer boundary points closest to the ellipse)."""
@@ -399,14 +418,12 @@ def _pil_ellipse(canvas: np.ndarray, box, value=1) -> None:
     if a < 0 or b < 0 or a + b < 1:
         return
     h, w = canvas.shape[:2]
-    for row, reach in _ellipse_rows(a, b):
-        left, right = x0 + (a - reach) // 2, x0 + (a + reach) // 2
-        c0, c1 = max(0, left), min(w, right + 1)
-        if c0 >= c1:
-            continue
-        for y in {y0 + (b + row) // 2, y0 + (b - row) // 2}:
-            if 0 <= y < h:
-                canvas[y, c0:c1] = value
+    c0, c1 = max(0, x0), min(w, x1 + 1)
+    r0, r1 = max(0, y0), min(h, y1 + 1)
+    if c0 >= c1 or r0 >= r1:
+        return
+    stencil = _ellipse_stencil(a, b)[r0 - y0:r1 - y0, c0 - x0:c1 - x0]
+    canvas[r0:r1, c0:c1][stencil] = value
 
 
 def _round_up(v) -> int:
@@ -421,27 +438,55 @@ def _round_down(v) -> int:
     return int(np.ceil(v - np.float32(0.5))) if v >= 0 else -int(np.ceil(abs(v) - np.float32(0.5)))
 
 
+def _round_up_array(v: np.ndarray) -> np.ndarray:
+    # _round_up on a float32 array, the same float32 steps.
+    r = np.floor(np.abs(v) + np.float32(0.5))
+    return np.where(v >= 0, r, -r).astype(np.int64)
+
+
+def _round_down_array(v: np.ndarray) -> np.ndarray:
+    # _round_down on a float32 array, the same float32 steps.
+    r = np.ceil(np.abs(v) - np.float32(0.5))
+    return np.where(v >= 0, r, -r).astype(np.int64)
+
+
 def _pil_fill(canvas: np.ndarray, vertices, value=1) -> None:
     """Pillow's scanline polygon filler (polygon_generic) on integer vertices, closed.
 
     Per row, the x where each sloped edge crosses it (float32; an edge's last row counts twice
     unless it is the polygon's last), sorted and paired, each pair filled from the first rounded
     half up to the second rounded half down; horizontal edges are added where they continue a
-    filled span."""
+    filled span.
+
+    The crossings of all rows are computed at once in float32, the same operations in the same
+    order as Pillow's per-row loop, so the pixels are the same; the rows that hold a horizontal
+    edge (a few per polygon) are finished one by one, since the edge's span depends on the spans
+    left of it (tests/test_tryon_formats.py compares this with a row-by-row copy of the loop)."""
     h, w = canvas.shape[:2]
     pts = [(int(x), int(y)) for x, y in vertices]
     if len(pts) > 1 and pts[-1] == pts[0]:
         pts = pts[:-1]
-    edges = []  # (xmin, xmax, ymin, ymax, x0, y0, dx or None)
-    for (xa, ya), (xb, yb) in zip(pts, pts[1:] + pts[:1]):
-        dx = None if ya == yb else np.float32(np.float32(xb - xa) / np.float32(yb - ya))
-        edges.append((min(xa, xb), max(xa, xb), min(ya, yb), max(ya, yb), xa, ya, dx))
-    if not edges:
+    if not pts:
         return
-    top = max(0, min(e[2] for e in edges))
-    bottom = min(h, max(e[3] for e in edges))
-    sloped = [e for e in edges if e[6] is not None]
-    flat = [e for e in edges if e[6] is None]
+    start = np.array(pts, np.int64)
+    end = np.roll(start, -1, axis=0)
+    xa, ya, xb, yb = start[:, 0], start[:, 1], end[:, 0], end[:, 1]
+    ymin, ymax = np.minimum(ya, yb), np.maximum(ya, yb)
+    top = max(0, int(ymin.min()))
+    bottom = min(h, int(ymax.max()))
+    last = min(bottom, h - 1)  # rows past the canvas draw nothing
+    if top > last:
+        return
+    sloped = ya != yb
+    dx = (xb - xa).astype(np.float32) / np.where(sloped, yb - ya, 1).astype(np.float32)
+    flat = [(int(min(a, b)), int(max(a, b)), int(y)) for a, b, y, s in zip(xa, xb, ya, sloped) if not s]
+
+    rows = np.arange(top, last + 1)[:, None]
+    cross = (rows - ya).astype(np.float32) * dx + xa.astype(np.float32)
+    active = sloped & (ymin <= rows) & (rows <= ymax)
+    twice = active & (rows == ymax) & (rows < bottom)
+    xs = np.sort(np.concatenate([np.where(active, cross, np.inf), np.where(twice, cross, np.inf)], axis=1), axis=1)
+    counts = np.count_nonzero(np.isfinite(xs), axis=1)
 
     def span(x_start, y, x_end):
         c0, c1 = max(0, min(x_start, x_end)), min(w - 1, max(x_start, x_end))
@@ -449,38 +494,64 @@ def _pil_fill(canvas: np.ndarray, vertices, value=1) -> None:
             canvas[y, c0:c1 + 1] = value
 
     def flats(y, x_pos):
-        for xmin, xmax, ymin, _, _, _, _ in flat:
-            if ymin != y or x_pos < xmin:
+        for xmin, xmax, fy in flat:
+            if fy != y or x_pos < xmin:
                 continue
-            start = max(xmin, x_pos)
-            if xmax < start:
+            begin = max(xmin, x_pos)
+            if xmax < begin:
                 continue
-            span(start, y, xmax)
+            span(begin, y, xmax)
             x_pos = xmax + 1
         return x_pos
 
-    for y in range(top, bottom + 1):
-        xs = []
-        for _, _, ymin, ymax, ex, ey, dx in sloped:
-            if ymin <= y <= ymax:
-                xs.append(np.float32(np.float32(y - ey) * dx + np.float32(ex)))
-                if y == ymax and y < bottom:
-                    xs.append(xs[-1])
-        xs.sort()
+    # Rows with a horizontal edge: Pillow's loop as it is.
+    flat_rows = {y for _, _, y in flat if top <= y <= last}
+    for y in sorted(flat_rows):
+        row = xs[y - top, :counts[y - top]].tolist()
         x_pos = 0
-        for i in range(1, len(xs), 2):
-            x_end = _round_down(xs[i])
+        for i in range(1, len(row), 2):
+            x_end = _round_down(row[i])
             if x_end < x_pos:
                 continue
             x_pos = flats(y, x_pos)
             if x_end < x_pos:
                 continue
-            x_start = max(_round_up(xs[i - 1]), x_pos)
+            x_start = max(_round_up(row[i - 1]), x_pos)
             if x_end < x_start:
                 continue
             span(x_start, y, x_end)
             x_pos = x_end + 1
         flats(y, x_pos)
+
+    # The other rows: the same pairing, one pair of crossings at a time for all rows.
+    pairs = int(counts.max()) // 2
+    if pairs == 0:
+        return
+    finite = np.where(np.isfinite(xs[:, :2 * pairs]), xs[:, :2 * pairs], np.float32(0))
+    lefts, rights = _round_up_array(finite[:, 0::2]), _round_down_array(finite[:, 1::2])
+    usable = np.arange(pairs) < (counts // 2)[:, None]
+    if flat_rows:
+        usable[np.array(sorted(flat_rows)) - top] = False
+    x_pos = np.zeros(len(xs), np.int64)
+    spans = []
+    for k in range(pairs):
+        x_end = rights[:, k]
+        x_start = np.maximum(lefts[:, k], x_pos)
+        drawn = usable[:, k] & (x_end >= x_pos) & (x_end >= x_start)
+        x_pos = np.where(drawn, x_end + 1, x_pos)
+        c0, c1 = np.maximum(x_start, 0), np.minimum(x_end, w - 1)
+        drawn &= c0 <= c1
+        if drawn.any():
+            spans.append((drawn, c0, c1))
+    if not spans:
+        return
+    lo = min(int(c0[drawn].min()) for drawn, c0, _ in spans)
+    hi = max(int(c1[drawn].max()) for drawn, _, c1 in spans)
+    columns = np.arange(lo, hi + 1)
+    block = np.zeros((len(xs), len(columns)), bool)
+    for drawn, c0, c1 in spans:
+        block |= drawn[:, None] & (columns >= c0[:, None]) & (columns <= c1[:, None])
+    canvas[top:last + 1, lo:hi + 1][block] = value
 
 
 def _pil_polygon(canvas: np.ndarray, points, value=1) -> None:
@@ -522,6 +593,22 @@ def _pil_rectangle(canvas: np.ndarray, box, value=1) -> None:
     y0, y1 = min(y0, y1), max(y0, y1)
     h, w = canvas.shape[:2]
     canvas[max(0, y0):max(0, min(h, y1 + 1)), max(0, x0):max(0, min(w, x1 + 1))] = value
+
+
+@lru_cache(maxsize=16)
+def _id_table(ids: tuple[int, ...]) -> np.ndarray:
+    table = np.zeros(256, np.uint8)
+    table[list(ids)] = 1
+    table.flags.writeable = False
+    return table
+
+
+def _isin(labels: np.ndarray, ids: tuple[int, ...]) -> np.ndarray:
+    """bool like labels: np.isin(labels, ids); for a uint8 map a 256-entry cv2.LUT (np.isin sorts
+    and searches: ~30x slower at 768x1024)."""
+    if labels.dtype == np.uint8 and labels.ndim == 2 and labels.size:
+        return cv2.LUT(np.ascontiguousarray(labels), _id_table(ids)).view(bool)
+    return np.isin(labels, ids)
 
 
 def _missing25(pose: np.ndarray, i: int) -> bool:
@@ -574,10 +661,11 @@ def parse_agnostic(lip: np.ndarray, keypoints_coco) -> np.ndarray:
     lip = np.asarray(lip)
     if lip.ndim != 2:
         raise ValueError(f"a label map is (H, W), got shape {lip.shape}")
-    out = np.array(lip, dtype=np.uint8, copy=True)
+    remove = _isin(lip, _UPPER_AND_NECK)
     for label, band in parse_arm_bands(keypoints_coco, lip.shape).items():
-        out[band & (lip == label)] = 0
-    out[np.isin(lip, _UPPER_AND_NECK)] = 0
+        remove |= band & (lip == label)
+    out = np.array(lip, dtype=np.uint8, copy=True)
+    np.putmask(out, remove, 0)
     return out
 
 
@@ -663,10 +751,18 @@ def img_agnostic(photo_rgb: np.ndarray, lip: np.ndarray, keypoints_coco) -> tupl
     x, y = pose[1]
     _pil_rectangle(gray, (x - r * 7, y - r * 7, x + r * 7, y + r * 7))
 
-    region = gray.view(bool) & ~np.isin(lip, AGNOSTIC_HEAD + AGNOSTIC_LOWER)
-    agnostic = photo.copy()
-    agnostic[region] = AGNOSTIC_GRAY
+    region = gray.view(bool) & ~_isin(lip, AGNOSTIC_HEAD + AGNOSTIC_LOWER)
+    agnostic = np.ascontiguousarray(photo).copy()
+    # cv2's masked copy: a numpy boolean assignment on the (H, W, 3) photo costs several times more.
+    cv2.copyTo(_gray_photo(photo.shape), region.view(np.uint8), agnostic)
     return agnostic, region
+
+
+@lru_cache(maxsize=4)
+def _gray_photo(shape) -> np.ndarray:
+    gray = np.full(shape, AGNOSTIC_GRAY, np.uint8)
+    gray.flags.writeable = False
+    return gray
 
 
 # ---------------------------------------------------------------------------------------------
