@@ -306,7 +306,7 @@ def person_evidence(labels) -> dict[str, float]:
     count, regions = _components(grid != BACKGROUND)
     body = regions != 0 if count == 2 else regions == int(np.argmax(np.bincount(regions[head], minlength=count)))
     body_labels = cv2.bitwise_and(grid, grid, mask=_u8(body))
-    counts = _histogram(body_labels, 256)
+    counts = np.bincount(grid[body], minlength=256)  # body pixels only: counts[0] is 0
     evidence["arms"] = counts[list(_ARMS)].sum() / head_area
     evidence["limbs"] = counts[list(_LIMBS)].sum() / head_area
     evidence["garments"] = counts[list(_BODY_GARMENTS)].sum() / head_area
@@ -512,7 +512,7 @@ def _components(mask) -> tuple[int, np.ndarray]:
 
 
 def _histogram(values, bins: int) -> np.ndarray:
-    """Pixel count per value 0..bins-1 of a label map (cv2.calcHist, ~2x np.bincount's speed, where it can)."""
+    """Pixel count per value 0..bins-1 of a label map (cv2.calcHist, ~1.5x np.bincount's speed, where it can)."""
     if values.dtype == np.int32:
         return np.bincount(values.ravel(), minlength=bins)[:bins]
     return cv2.calcHist([values], [0], None, [bins], [0, bins]).ravel().astype(np.int64)
