@@ -898,7 +898,10 @@ def render_body25(kp25, size) -> np.ndarray:
         kp = kp[None]
     if kp.shape[1:] != (25, 3):
         raise ValueError(f"BODY_25 keypoints are (25, 3) or (N, 25, 3), got shape {kp.shape}")
+    # Only the boxes of the shapes drawn are ever touched or converted: np.zeros maps its pages
+    # lazily, and touching all of a 768x1024 float canvas costs more than the drawing.
     image = np.zeros((height, width, 3), np.float32)
+    drawn = []  # (r0, r1, c0, c1) of every shape shaded
     radius = min(width, height) / 100.0
     line_width = min(width, height) / 120.0
     alpha = RENDER_ALPHA
@@ -923,12 +926,18 @@ def render_body25(kp25, size) -> np.ndarray:
             if a_sq == 0:  # OpenPose divides by zero here: a zero-length limb shades nothing
                 continue
             reach = math.sqrt(max(a_sq, b_sq))
-            c0, c1 = max(bx0, math.floor(xp - reach)), min(bx1, math.ceil(xp + reach))
-            r0, r1 = max(by0, math.floor(yp - reach)), min(by1, math.ceil(yp + reach))
-            if c0 > c1 or r0 > r1:
-                continue
             angle = math.atan2(yb - ya, xb - xa)
             cos, sin = math.cos(angle), math.sin(angle)
+            # Only the ellipse's own axis-aligned box (+1 px against rounding) can pass the test
+            # below, not the whole square of side 2 * reach: a thin limb's box is far smaller.
+            half_w = math.sqrt(a_sq * cos * cos + b_sq * sin * sin) + 1
+            half_h = math.sqrt(a_sq * sin * sin + b_sq * cos * cos) + 1
+            c0 = max(bx0, math.floor(xp - reach), math.floor(xp - half_w))
+            c1 = min(bx1, math.ceil(xp + reach), math.ceil(xp + half_w))
+            r0 = max(by0, math.floor(yp - reach), math.floor(yp - half_h))
+            r1 = min(by1, math.ceil(yp + reach), math.ceil(yp + half_h))
+            if c0 > c1 or r0 > r1:
+                continue
             dx = np.arange(c0, c1 + 1)[None, :] - xp
             dy = np.arange(r0, r1 + 1)[:, None] - yp
             along = cos * dx + sin * dy
@@ -936,6 +945,7 @@ def render_body25(kp25, size) -> np.ndarray:
             inside = along ** 2 / a_sq + across ** 2 / b_sq <= 1.0
             view = image[r0:r1 + 1, c0:c1 + 1]
             view[inside] = (1 - alpha) * view[inside] + alpha * BODY25_COLOURS[b]
+            drawn.append((r0, r1, c0, c1))
         r_sq = (scale * radius) ** 2
         for j in np.flatnonzero(on):
             x, y = person[j, :2]
@@ -948,7 +958,13 @@ def render_body25(kp25, size) -> np.ndarray:
             inside = d2 <= r_sq
             view = image[r0:r1 + 1, c0:c1 + 1]
             view[inside] = (1 - alpha) * view[inside] + alpha * BODY25_COLOURS[j]
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+            drawn.append((r0, r1, c0, c1))
+    out = np.zeros((height, width, 3), np.uint8)
+    for r0, r1, c0, c1 in drawn:  # overlapping boxes are converted twice, to the same values
+        # cv2 rounds half to even and saturates as np.clip(np.rint(...)) does, in one pass; the
+        # values are never negative, so its absolute value changes nothing.
+        out[r0:r1 + 1, c0:c1 + 1] = cv2.convertScaleAbs(image[r0:r1 + 1, c0:c1 + 1])
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -528,6 +528,66 @@ def test_render_body25():
     assert row.sum() == 7
 
 
+def square_box_render_body25(kp25, size):
+    """render_body25 as it was before its boxes were tightened: every limb tested on the whole
+    square of side 2 * reach around its centre, the whole float canvas rounded at the end."""
+    width, height = (int(v) for v in size)
+    kp = np.asarray(kp25, np.float64)
+    if kp.ndim == 2:
+        kp = kp[None]
+    image = np.zeros((height, width, 3), np.float32)
+    radius, line_width, alpha = min(width, height) / 100.0, min(width, height) / 120.0, tf.RENDER_ALPHA
+    for person in kp:
+        on = np.isfinite(person).all(1) & (person[:, 2] > tf.RENDER_THRESHOLD)
+        if not on.any():
+            continue
+        xs, ys = person[on, 0], person[on, 1]
+        scale = min(1.0, max(0.33, ((xs.max() - xs.min()) + (ys.max() - ys.min())) / 400.0))
+        bx0, bx1 = max(0, np.ceil(xs.min() - 50)), min(width - 1, np.floor(xs.max() + 50))
+        by0, by1 = max(0, np.ceil(ys.min() - 50)), min(height - 1, np.floor(ys.max() + 50))
+        b_sq = (scale * line_width) ** 2
+        shapes = []
+        for a, b in tf.BODY25_PAIRS:
+            if on[a] and on[b]:
+                (xa, ya), (xb, yb) = person[a, :2], person[b, :2]
+                xp, yp = (xa + xb) / 2, (ya + yb) / 2
+                a_sq = (xa - xp) ** 2 + (ya - yp) ** 2
+                if a_sq > 0:
+                    angle = np.arctan2(yb - ya, xb - xa)
+                    shapes.append((xp, yp, np.sqrt(max(a_sq, b_sq)), b, np.cos(angle), np.sin(angle), a_sq))
+        shapes += [(*person[j, :2], np.sqrt((scale * radius) ** 2), j, None, None, None) for j in np.flatnonzero(on)]
+        for x, y, reach, colour, cos, sin, a_sq in shapes:
+            c0, c1 = int(max(bx0, np.floor(x - reach))), int(min(bx1, np.ceil(x + reach)))
+            r0, r1 = int(max(by0, np.floor(y - reach))), int(min(by1, np.ceil(y + reach)))
+            if c0 > c1 or r0 > r1:
+                continue
+            dx = np.arange(c0, c1 + 1)[None, :] - x
+            dy = np.arange(r0, r1 + 1)[:, None] - y
+            if cos is None:
+                inside = dx ** 2 + dy ** 2 <= (scale * radius) ** 2
+            else:
+                inside = (cos * dx + sin * dy) ** 2 / a_sq + (sin * dx - cos * dy) ** 2 / b_sq <= 1.0
+            view = image[r0:r1 + 1, c0:c1 + 1]
+            view[inside] = (1 - alpha) * view[inside] + alpha * tf.BODY25_COLOURS[colour]
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def test_render_body25_equals_the_square_box_loop(people):
+    rng = np.random.default_rng(18)
+    for p in people:
+        kp = tf.to_body25(p.keypoints)
+        for trial in range(4):
+            crowd = [kp]
+            if trial:  # moved, rescaled and jittered copies: other sizes, diagonal limbs, a second person
+                other = kp.copy()
+                other[:, :2] = (other[:, :2] - 384) * rng.uniform(0.3, 1.4) + 384 + rng.normal(0, 120, 2)
+                other[:, :2] += rng.normal(0, 25, (25, 2))
+                crowd = [other, kp] if trial == 2 else [other]
+            size = tf.FRAME if trial != 3 else (384, 512)
+            people_kp = np.stack(crowd)
+            assert np.array_equal(tf.render_body25(people_kp, size), square_box_render_body25(people_kp, size))
+
+
 # ---------------------------------------------------------------------------------------------
 # DressCode
 
