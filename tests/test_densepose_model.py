@@ -1,0 +1,220 @@
+"""The PyTorch DensePose R-CNN against detectron2's own outputs, step by step, without detectron2 installed.
+
+tests/fixtures/densepose/ holds a narrow model of the released architecture (seeded random weights tuned so
+that detectron2 finds several persons) in detectron2's checkpoint format, and what detectron2 computed with
+it on four photos of different shapes (tools/make_densepose_fixture.py writes both). Each stage here is fed
+detectron2's own inputs for that stage (its proposals for the box head, its boxes for the DensePose branch),
+so an early difference cannot hide later ones. Also: damaged checkpoints fail with one-line
+ModelLoadErrors, and a batch of differently sized photos gives what each photo gives alone.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.densepose import (
+    DensePoseConfig,
+    infer_config,
+    load_checkpoint,
+    main_person,
+    part_index_map,
+    read_checkpoint,
+)
+from pipeline.densepose.charts import chart_result
+from pipeline.schema import ModelLoadError
+
+FIXTURES = Path(__file__).parent / "fixtures" / "densepose"
+PKL = FIXTURES / "model_tiny.pkl"
+N_IMAGES = 4
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.set_num_threads(2)
+    return load_checkpoint(PKL)
+
+
+@pytest.fixture(scope="module")
+def ref():
+    with np.load(FIXTURES / "detectron2_outputs.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+def _r(ref, i, key):
+    return ref[f"img{i}_{key}"]
+
+
+@pytest.fixture(scope="module")
+def steps(model, ref):
+    """Per photo, run alone: the prepared batch and the FPN features."""
+    out = []
+    with torch.inference_mode():
+        for i in range(N_IMAGES):
+            batch = model.preprocess([_r(ref, i, "image")])
+            out.append((batch, model.features(batch.tensor, batch.padded_sizes)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def predictions(model, ref):
+    with torch.inference_mode():
+        return [model.predict([_r(ref, i, "image")], densepose="all")[0] for i in range(N_IMAGES)]
+
+
+def test_fixture_is_the_narrow_config_and_has_several_persons(model, ref):
+    assert model.cfg == DensePoseConfig.from_json((FIXTURES / "model_tiny.json").read_text())
+    for i in range(N_IMAGES):
+        scores = _r(ref, i, "scores")
+        assert len(scores) >= 2 and scores[0] >= 0.8 and len(np.unique(scores)) == len(scores)
+
+
+def test_resize_matches_detectron2(steps, ref):
+    for i, (batch, _) in enumerate(steps):
+        assert tuple(batch.image_sizes[0]) == tuple(_r(ref, i, "resized_hw"))
+
+
+def test_rpn_proposals_match_detectron2(model, steps, ref):
+    with torch.inference_mode():
+        for i, (batch, feats) in enumerate(steps):
+            boxes, logits = model.proposals(feats, batch.image_sizes, batch.padded_sizes)[0]
+            want = _r(ref, i, "proposals")
+            assert boxes.shape == want.shape, f"image {i}: {len(boxes)} proposals, detectron2 {len(want)}"
+            assert np.abs(boxes.numpy() - want).max() <= 1.0
+            assert np.abs(logits.numpy() - _r(ref, i, "objectness")).max() <= 1e-3
+
+
+def test_box_head_on_detectron2_proposals(model, steps, ref):
+    with torch.inference_mode():
+        for i, (batch, feats) in enumerate(steps):
+            props = [torch.from_numpy(_r(ref, i, "proposals"))]
+            det = model.detect(feats, props, batch.image_sizes, batch.padded_sizes)[0]
+            want = _r(ref, i, "raw_boxes")
+            assert det.boxes.shape == want.shape, f"image {i}: {len(det.boxes)} detections, detectron2 {len(want)}"
+            assert np.abs(det.boxes.numpy() - want).max() <= 1.0
+            assert np.abs(det.scores.numpy() - _r(ref, i, "raw_scores")).max() <= 1e-4
+
+
+def test_densepose_head_on_detectron2_boxes(model, steps, ref):
+    with torch.inference_mode():
+        for i, (batch, feats) in enumerate(steps):
+            boxes = torch.from_numpy(_r(ref, i, "raw_boxes")[_r(ref, i, "kept")])
+            charts = model.densepose_outputs(feats, [boxes], batch.padded_sizes)
+            labels = (charts.fine_segm.argmax(1) * (charts.coarse_segm.argmax(1) > 0)).numpy()
+            agree = (labels == _r(ref, i, "labels_lowres")).mean()
+            assert agree >= 0.995, f"image {i}: chart labels agree on {agree:.4%}"
+            # The main person's raw outputs (stored as float16: 5e-4 rounding for |x| < 2).
+            assert np.abs(charts.u[0].numpy() - _r(ref, i, "u0")).max() <= 1e-3
+            assert np.abs(charts.v[0].numpy() - _r(ref, i, "v0")).max() <= 1e-3
+            for key, got in (("coarse0", charts.coarse_segm[0]), ("fine0", charts.fine_segm[0])):
+                want = _r(ref, i, key).astype(np.float32)
+                assert np.abs(got.numpy() - want).max() <= 1e-3 * max(1.0, np.abs(want).max())
+
+
+def test_end_to_end_matches_default_predictor(predictions, ref):
+    for i, res in enumerate(predictions):
+        img = _r(ref, i, "image")
+        want_boxes = _r(ref, i, "boxes")
+        assert res.boxes.shape == want_boxes.shape
+        assert np.abs(res.boxes - want_boxes).max() <= 1.0
+        assert np.abs(res.scores - _r(ref, i, "scores")).max() <= 1e-4
+        assert main_person(res) == 0
+        parts = part_index_map(res, *img.shape[:2])
+        want = _r(ref, i, "part_map")
+        assert parts.dtype == np.uint8 and parts.shape == img.shape[:2] and parts.max() <= 24
+        assert (parts == want).mean() >= 0.995
+        fg = (parts > 0) | (want > 0)
+        assert fg.sum() > 50 and (parts[fg] == want[fg]).mean() >= 0.99
+        # Every person's labels in its box, as DensePose's extractor gives them.
+        hw = _r(ref, i, "box_label_hw")
+        flat = np.concatenate([chart_result(res.charts[j:j + 1], res.boxes[j])[0].numpy().astype(np.uint8).ravel()
+                               for j in range(len(hw))])
+        want_flat = _r(ref, i, "box_labels")
+        assert flat.shape == want_flat.shape and (flat == want_flat).mean() >= 0.995
+        _, uv = chart_result(res.charts[0:1], res.boxes[0])
+        assert np.abs(uv.numpy() - _r(ref, i, "uv0_box").astype(np.float32)).max() <= 1e-3
+
+
+def test_main_only_runs_the_head_on_one_person(model, predictions, ref):
+    with torch.inference_mode():
+        for i in (0, 3):
+            img = _r(ref, i, "image")
+            res = model.predict([img], densepose="main")[0]
+            assert res.chart_index.tolist() == [0] and len(res.charts) == 1
+            assert np.array_equal(part_index_map(res, *img.shape[:2]), part_index_map(predictions[i], *img.shape[:2]))
+            none = model.predict([img], densepose="none")[0]
+            assert none.charts is None and len(none.boxes) == len(res.boxes)
+            assert not part_index_map(none, *img.shape[:2]).any()
+            # Nobody at or above the threshold: no part map.
+            high = model.predict([img], densepose="main", score_threshold=1.01)[0]
+            assert high.charts is None and not part_index_map(high, *img.shape[:2], score_threshold=1.01).any()
+
+
+def test_batch_of_different_sizes_equals_one_at_a_time(model, predictions, ref):
+    images = [_r(ref, i, "image") for i in range(N_IMAGES)]
+    assert len({im.shape for im in images}) == N_IMAGES
+    with torch.inference_mode():
+        batch = model.predict(images, densepose="all")
+    for i, (b, s) in enumerate(zip(batch, predictions)):
+        assert b.boxes.shape == s.boxes.shape, f"image {i}"
+        assert np.abs(b.boxes - s.boxes).max() <= 0.01
+        assert np.abs(b.scores - s.scores).max() <= 1e-4
+        h, w = images[i].shape[:2]
+        assert (part_index_map(b, h, w) == part_index_map(s, h, w)).mean() >= 0.999
+        assert (b.charts.u - s.charts.u).abs().max() <= 1e-4
+
+
+def test_infer_config_from_weights():
+    cfg = DensePoseConfig.from_json((FIXTURES / "model_tiny.json").read_text())
+    inferred = infer_config(read_checkpoint(PKL))
+    arch = ("stem_channels", "res2_channels", "bottleneck_channels", "stage_blocks", "fpn_channels", "box_fc_dim",
+            "box_num_fc", "box_pooler_resolution", "decoder_conv_dims", "decoder_num_classes", "dp_head_dim",
+            "dp_num_convs", "num_patches", "num_coarse_segm_channels")
+    assert {k: getattr(inferred, k) for k in arch} == {k: getattr(cfg, k) for k in arch}
+    assert inferred.min_size_test == 800  # test-time settings default to the released model's
+
+
+def _assert_one_line_load_error(path, match):
+    with pytest.raises(ModelLoadError, match=match) as info:
+        load_checkpoint(path)
+    msg = str(info.value)
+    assert "\n" not in msg and len(msg) < 300, msg
+
+
+def test_damaged_checkpoints_raise_one_line_model_load_error(tmp_path):
+    data = PKL.read_bytes()
+    (tmp_path / "cut.pkl").write_bytes(data[: len(data) // 2])
+    _assert_one_line_load_error(tmp_path / "cut.pkl", "truncated or corrupt")
+    (tmp_path / "junk.pkl").write_bytes(b"\x00not a pickle" * 10)
+    _assert_one_line_load_error(tmp_path / "junk.pkl", "truncated or corrupt")
+    _assert_one_line_load_error(tmp_path / "absent.pkl", "does not exist")
+
+    weights = read_checkpoint(PKL)
+    partial = {k: v for k, v in weights.items() if "densepose_head" not in k}
+    (tmp_path / "partial.pkl").write_bytes(pickle.dumps({"model": partial, "__author__": "test"}))
+    (tmp_path / "partial.json").write_text((FIXTURES / "model_tiny.json").read_text())
+    _assert_one_line_load_error(tmp_path / "partial.pkl", "incomplete")
+
+    bad = dict(weights)
+    bad["roi_heads.box_head.fc1.weight"] = np.zeros((3, 3), np.float32)
+    (tmp_path / "shape.pkl").write_bytes(pickle.dumps({"model": bad, "__author__": "test"}))
+    (tmp_path / "shape.json").write_text((FIXTURES / "model_tiny.json").read_text())
+    _assert_one_line_load_error(tmp_path / "shape.pkl", "wrong shape")
+
+    (tmp_path / "nomodel.pkl").write_bytes(pickle.dumps({"weights": 1}))
+    _assert_one_line_load_error(tmp_path / "nomodel.pkl", "no 'model'")
+
+
+class _Hostile:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_checkpoint_pickle_cannot_run_code(tmp_path, capsys):
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps({"model": {"x": _Hostile()}}))
+    _assert_one_line_load_error(tmp_path / "evil.pkl", "builtins.print")
+    assert "pwned" not in capsys.readouterr().out
