@@ -186,6 +186,8 @@ ATR_TO_LIP = np.array([
     11,  # scarf        -> scarf (VITON-HD's "noise" channel, with glove)
 ], dtype=np.uint8)
 assert len(ATR_TO_LIP) == NUM_LABELS
+_ATR_TO_LIP_TABLE = np.zeros(256, np.uint8)  # for cv2.LUT, ~7x faster than indexing at 768x1024
+_ATR_TO_LIP_TABLE[:NUM_LABELS] = ATR_TO_LIP
 
 # The palette of the released image-parse-v3 PNGs (mode P): LIP's viewer colours as they were
 # saved there (254 where LIP_JPPNet writes 255, 169 for 170, 220 for 221), then a gray ramp.
@@ -275,18 +277,28 @@ def neck_region(labels_atr: np.ndarray, keypoints=None) -> np.ndarray:
     out = np.zeros(labels.shape, bool)
     if not face.any():
         return out
-    count, components, stats, _ = cv2.connectedComponentsWithStats(face, connectivity=8)
+    # Components are found in the face pixels' bounding box only (the same components, a fraction
+    # of the work at 768x1024); stats are moved back to map coordinates, and `components(x, y, w, h)`
+    # reads the labels of a box given in them.
+    fx, fy, fw, fh = cv2.boundingRect(face)
+    count, crop, stats, _ = cv2.connectedComponentsWithStats(face[fy:fy + fh, fx:fx + fw], connectivity=8)
+    stats[:, cv2.CC_STAT_LEFT] += fx
+    stats[:, cv2.CC_STAT_TOP] += fy
+
+    def components(x, y, w, h):
+        return crop[y - fy:y - fy + h, x - fx:x - fx + w]
+
     present = _present(kp) if kp is not None else np.zeros(NUM_KEYPOINTS, bool)
     main = 0
     if present[0]:
         x, y = (int(round(v)) for v in kp[0, :2])
-        if 0 <= y < labels.shape[0] and 0 <= x < labels.shape[1]:
-            main = int(components[y, x])
+        if fy <= y < fy + fh and fx <= x < fx + fw:
+            main = int(components(x, y, 1, 1)[0, 0])
     if main == 0:
         main = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     x0, y0 = stats[main, cv2.CC_STAT_LEFT], stats[main, cv2.CC_STAT_TOP]
     cw, ch = stats[main, cv2.CC_STAT_WIDTH], stats[main, cv2.CC_STAT_HEIGHT]
-    piece = components[y0:y0 + ch, x0:x0 + cw] == main
+    piece = components(x0, y0, cw, ch) == main
     widths = piece.sum(1)
     if present[1]:
         neck_y = kp[1, 1]
@@ -314,7 +326,7 @@ def neck_region(labels_atr: np.ndarray, keypoints=None) -> np.ndarray:
         ox, oy, ow, oh = (int(stats[other, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP,
                                                           cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
         if oy >= chin_y and oy <= bottom and ox < x0 + cw and ox + ow > x0:
-            out[oy:oy + oh, ox:ox + ow] |= components[oy:oy + oh, ox:ox + ow] == other
+            out[oy:oy + oh, ox:ox + ow] |= components(ox, oy, ow, oh) == other
     return out
 
 
@@ -348,8 +360,8 @@ def to_lip(labels_atr: np.ndarray, keypoints=None) -> np.ndarray:
     """uint8 (H, W) LIP-20 ids as VITON-HD's image-parse-v3 holds them: ATR_TO_LIP, then id 10
     (neck / torso skin) on neck_region's pixels. keypoints: COCO-18 (18, 3) in the map's pixels
     (None: the neck is found from the labels alone, less reliably)."""
-    labels = _check_atr(labels_atr)
-    lip = ATR_TO_LIP[labels]
+    labels = np.ascontiguousarray(_check_atr(labels_atr))
+    lip = cv2.LUT(labels, _ATR_TO_LIP_TABLE) if labels.size else ATR_TO_LIP[labels]
     lip[neck_region(labels, keypoints)] = LIP_NECK
     return lip
 
