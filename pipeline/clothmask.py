@@ -125,7 +125,12 @@ def _fit_background(img: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> tuple[np
     gx = ((np.arange(w, dtype=np.float32) + 0.5) / w - 0.5)[None, :, None]
     gy = ((np.arange(h, dtype=np.float32) + 0.5) / h - 0.5)[:, None, None]
     c = coef.astype(np.float32)
-    surface = c[0] + c[1] * gx + c[2] * gy + c[3] * gx * gx + c[4] * gy * gy + c[5] * gx * gy
+    # c0 + c1 x + c2 y + c3 x^2 + c4 y^2 + c5 x y, added in that order (the same float32 sums as
+    # one expression) but in place: one full-size array instead of a temporary per term.
+    surface = (c[0] + c[1] * gx) + c[2] * gy
+    surface += c[3] * gx * gx
+    surface += c[4] * gy * gy
+    surface += c[5] * gx * gy
     return np.ascontiguousarray(surface, dtype=np.float32), max(noise, 0.3), inl
 
 
@@ -191,17 +196,20 @@ def _split_lines(ws: np.ndarray, image: np.ndarray) -> np.ndarray:
     h, w = ws.shape
     ny = np.clip(ys[:, None] + _OFFSETS[None, :, 0], 0, h - 1)
     nx = np.clip(xs[:, None] + _OFFSETS[None, :, 1], 0, w - 1)
-    lab = ws[ny, nx]
-    col = image[ny, nx].astype(np.float32)  # (N, 24, 3)
-    isf = (lab == 2)[..., None]
-    isb = (lab == 1)[..., None]
+    flat = ny * w + nx  # (N, 24) neighbours, indices into the flattened crop
+    lab = ws.reshape(-1)[flat]
+    isf = lab == 2
+    isb = lab == 1
     nf = isf.sum(1)
     nb = isb.sum(1)
-    cf = (col * isf).sum(1) / np.maximum(nf, 1)
-    cb = (col * isb).sum(1) / np.maximum(nb, 1)
+    col = image.reshape(-1, 3)[flat].astype(np.float32)  # (N, 24, 3)
+    # The sums of the neighbours' colours as one small matrix product per pixel: sums of at most 24
+    # integers <= 255 are exact in float32 in any order, so these equal the plain masked sums.
+    cf = np.matmul(isf[:, None, :].astype(np.float32), col)[:, 0] / np.maximum(nf, 1)[:, None]
+    cb = np.matmul(isb[:, None, :].astype(np.float32), col)[:, 0] / np.maximum(nb, 1)[:, None]
     p = image[ys, xs].astype(np.float32)
-    to_fg = (np.abs(p - cf).sum(1) < np.abs(p - cb).sum(1)) & (nf[:, 0] > 0)
-    to_fg |= nb[:, 0] == 0
+    to_fg = (np.abs(p - cf).sum(1) < np.abs(p - cb).sum(1)) & (nf > 0)
+    to_fg |= nb == 0
     out[ys[to_fg], xs[to_fg]] = 255
     return out
 

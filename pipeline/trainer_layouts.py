@@ -57,8 +57,14 @@ def _garment(context: ExportContext) -> tuple[np.ndarray, np.ndarray] | None:
         raise VtonError(f"garment {name!r} cannot be decoded: {type(error).__name__}: {error}") from None
     from .clothmask import cloth_mask
 
-    mask = cloth_mask(rgb)
     fit = tf.fit_frame((rgb.shape[1], rgb.shape[0]), context.export_size)
+    if fit.scale < 1:
+        # A garment photo larger than the frame is shrunk first and masked at the size it is
+        # written at: the mask costs about its pixel count, and the full-size mask's detail would
+        # be lost to the shrinking anyway. Unpadded, so the frame's border is still the backdrop.
+        rgb = tf.apply_image(rgb, tf.Fit(fit.photo_size, fit.size, fit.scale, fit.size, (0, 0)))
+        fit = tf.fit_frame(fit.size, context.export_size)
+    mask = cloth_mask(rgb)
     return tf.apply_image(rgb, fit), tf.apply_labels(mask, fit)
 
 
