@@ -481,7 +481,7 @@ def _pil_fill(canvas: np.ndarray, vertices, value=1) -> None:
     if not pts:
         return
     start = np.array(pts, np.int64)
-    end = np.roll(start, -1, axis=0)
+    end = np.concatenate([start[1:], start[:1]])
     xa, ya, xb, yb = start[:, 0], start[:, 1], end[:, 0], end[:, 1]
     ymin, ymax = np.minimum(ya, yb), np.maximum(ya, yb)
     top = max(0, int(ymin.min()))
@@ -560,10 +560,12 @@ def _pil_fill(canvas: np.ndarray, vertices, value=1) -> None:
     lo = min(int(c0[drawn].min()) for drawn, c0, _ in spans)
     hi = max(int(c1[drawn].max()) for drawn, _, c1 in spans)
     columns = np.arange(lo, hi + 1)
-    block = np.zeros((len(xs), len(columns)), bool)
+    block = None
     for drawn, c0, c1 in spans:
-        block |= drawn[:, None] & (columns >= c0[:, None]) & (columns <= c1[:, None])
-    canvas[top:last + 1, lo:hi + 1][block] = value
+        # A row not drawn gets the empty span (hi + 1, c1): one compare pair per pair of crossings.
+        inside = (columns >= np.where(drawn, c0, hi + 1)[:, None]) & (columns <= c1[:, None])
+        block = inside if block is None else block | inside
+    np.copyto(canvas[top:last + 1, lo:hi + 1], value, where=block, casting="unsafe")
 
 
 def _pil_polygon(canvas: np.ndarray, points, value=1) -> None:
