@@ -16,6 +16,9 @@ import cv2
 import numpy as np
 
 from . import codecs, fastmask, masks, storage
+from .densepose_maps import NO_DENSEPOSE_PERSON
+from .densepose_maps import PALETTE as DENSEPOSE_PALETTE
+from .densepose_maps import paste as paste_densepose
 from .labels import NUM_LABELS, PALETTE
 from .layouts import ExportContext, Layout, get_layout
 from .pose_files import to_openpose_json
@@ -67,7 +70,8 @@ class MaskStage:
     each batch into Arrow on its own and an all-null column would lose its type.
     """
 
-    DROPPED = ("image", "labels", "data", "people", "pose_flag", "skip_reason")  # large or consumed here
+    DROPPED = ("image", "labels", "data", "people", "pose_flag", "skip_reason",  # large or consumed here
+               "densepose_parts", "densepose_uv", "densepose_origin")
 
     def __init__(self, style: str = "rect", fill: str = "green", ootd_variant: str = "hd",
                  layout: str | Layout = "native", export_size: str | tuple[int, int] = "768x1024",
@@ -155,9 +159,16 @@ class MaskStage:
         box = fastmask.mask_bbox(mask, fastmask.mask_region(self.style, body))
         extension = photo_extension(source)
         kinds = self.layout.kinds  # only the native kinds the layout writes are encoded
+        densepose = densepose_uv = None
+        if "densepose_parts" in batch:  # the stage's crop of the main person, pasted into the photo's frame
+            densepose, densepose_uv = paste_densepose(
+                batch["densepose_parts"][row], batch["densepose_origin"][row], (height, width),
+                batch["densepose_uv"][row] if self.layout.needs_densepose_uv else None)
         export_flags = self._export(batch, row, outputs, photo, labels, people[:persons] if has_pose else None,
-                                    no_person)  # before the composite paints the photo
+                                    no_person, densepose, densepose_uv)  # before the composite paints the photo
         files = {}
+        if densepose is not None and "densepose" in kinds:
+            files["densepose"] = (".png", codecs.encode_png(densepose, palette=DENSEPOSE_PALETTE))
         if "mask" in kinds:
             files["mask"] = (".png", encode_png(mask))
         if "parse" in kinds:
@@ -178,12 +189,15 @@ class MaskStage:
         outputs["mask_area"][row] = float(np.count_nonzero(mask)) / mask.size
         outputs["label_fractions"][row] = fastmask.label_fractions_from_working(working, (width, height))
         flags = masks.quality_flags(labels, keypoints, persons, category, mask, person=person, no_person=no_person)
+        if densepose is not None and not no_person and int(batch["densepose_persons"][row]) == 0:
+            flags.append(NO_DENSEPOSE_PERSON)
         if "pose_flag" in batch and batch["pose_flag"][row]:  # --pose-from: the row had no keypoint file
             flags.append(str(batch["pose_flag"][row]))
         flags.extend(flag for flag in export_flags if flag not in flags)
         outputs["flags"][row] = ",".join(flags)
 
-    def _export(self, batch: dict, row: int, outputs: dict, photo, labels, people, no_person: bool) -> list[str]:
+    def _export(self, batch: dict, row: int, outputs: dict, photo, labels, people, no_person: bool,
+                densepose=None, densepose_uv=None) -> list[str]:
         """The layout's own files of the row (pickled into `export_files`); returns the flags it adds."""
         values = {name: batch[name][row] for name in ROW_VALUES if name in batch}
         values = {name: (value.item() if isinstance(value, np.generic) else value) for name, value in values.items()}
@@ -200,7 +214,8 @@ class MaskStage:
                 reason = "does not exist" if missing else f"{type(error).__name__}: {error}"
                 raise VtonError(f"garment {garment!r} cannot be read: {reason}") from None
         context = ExportContext(photo=photo, labels=labels, people=people, no_person=bool(no_person),
-                                garment=data, row=values, export_size=self.export_size)
+                                garment=data, row=values, export_size=self.export_size, densepose=densepose,
+                                densepose_uv=densepose_uv)
         files = self.layout.export(context)
         if files:
             outputs["export_files"][row] = pickle.dumps(dict(files), protocol=pickle.HIGHEST_PROTOCOL)

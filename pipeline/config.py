@@ -9,14 +9,15 @@ from .compose import FILLS
 from .labels import CATEGORIES, SCHEMAS
 from .layouts import LAYOUTS
 from .masks import OOTD_VARIANTS, STYLE_FUNCTIONS
-from .registry import DEFAULT_PARSER, DEFAULT_POSE, PARSER_FAMILIES, POSE_FAMILIES
+from .registry import DEFAULT_DENSEPOSE, DEFAULT_PARSER, DEFAULT_POSE, PARSER_FAMILIES, POSE_FAMILIES
 from .schema import DEVICES, PRECISIONS
 
 LABEL_SCHEMAS = ("auto", *SCHEMAS)
 
 # Settings that change what a row's outputs are; a resumed run must match them (run.json).
 OUTPUT_DEFINING = ("parser_family", "parser", "labels", "pose_family", "pose", "pose_from", "style", "category",
-                   "width", "height", "fill", "ootd_variant", "layout", "split", "export_size", "person_check")
+                   "width", "height", "fill", "ootd_variant", "layout", "split", "export_size", "person_check",
+                   "densepose")
 SPLITS = ("train", "test")
 
 
@@ -32,6 +33,7 @@ class RunConfig:
     pose_family: str = "openpose"
     pose: str = DEFAULT_POSE  # "none" switches the pose stage off
     pose_from: str | None = None  # keypoints from the dataset's files instead of the model
+    densepose: str = "none"  # the DensePose checkpoint (zoo name or .pkl), or none: the stage is off
     fill: str = "green"
     ootd_variant: str = "hd"
     layout: str = "native"
@@ -65,6 +67,10 @@ class RunConfig:
         if self.pose_from is not None:
             return f"files:{self.pose_from}"
         return self.pose if self.pose_enabled else None
+
+    @property
+    def densepose_enabled(self) -> bool:
+        return str(self.densepose).lower() != "none"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -175,6 +181,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pose-from", default=d("pose_from"), metavar="DIR",
                         help="use the dataset's keypoint files instead of the pose model: OpenPose JSON "
                              "(ours, VITON-HD's *_keypoints.json) or DressCode's *_2.json, matched by id or file stem")
+    parser.add_argument("--densepose", default=d("densepose"), metavar="ID_OR_PKL|none",
+                        help=f"DensePose (detectron2's R50-FPN, run without detectron2): {DEFAULT_DENSEPOSE} (the "
+                             "released checkpoint, fetched with fetch-models --densepose), a checkpoint .pkl, or none "
+                             f"(default: {d('densepose')}); writes densepose/ and the trainers' DensePose images")
     parser.add_argument("--fill", default=d("fill"), choices=tuple(FILLS),
                         help="masked-photo fill: green (0,255,0) like the original tool, gray 127 like OOTDiffusion")
     parser.add_argument("--ootd-variant", default=d("ootd_variant"), choices=OOTD_VARIANTS,

@@ -125,6 +125,11 @@ def build_dataset(rows: pa.Table, config: RunConfig, run_info: dict, plan: Stage
                      dict(labels=config.labels, compile=config.compile, **stage_args))]
     if config.pose_from is None and config.pose_enabled:
         model_stages.append((family("pose", config.pose_family).stage_class(), (config.pose,), stage_args))
+    if config.densepose_enabled:
+        from .layouts import get_layout
+
+        model_stages.append((family("densepose", "densepose").stage_class(), (config.densepose,),
+                             dict(uv=get_layout(config.layout).needs_densepose_uv, **stage_args)))
     if device == "cpu" and len(model_stages) > 1:
         # One pool of actors that run every model on each batch (modelstage.StageChain: on shared
         # cores, separate pools let the first model run ahead and the outputs come late).
@@ -169,7 +174,8 @@ def check_run(config: RunConfig) -> tuple[dict, list[str]]:
     if config.pose_from is not None and not os.path.isdir(config.pose_from):
         raise RunError(f"--pose-from folder {config.pose_from!r} does not exist")
     warnings = check_models(config)
-    return {"parser": config.parser, "pose_model": config.pose_label, "style": config.style}, warnings
+    return {"parser": config.parser, "pose_model": config.pose_label, "style": config.style,
+            "densepose_model": config.densepose if config.densepose_enabled else None}, warnings
 
 
 def _differences(previous: dict, config: RunConfig) -> list[str]:
@@ -345,7 +351,8 @@ def execute(rows: pa.Table, config: RunConfig, run_info: dict, progress: Progres
         context.op_resource_reservation_enabled = False
     cpu_nodes = sum(1 for node in ray.nodes() if node.get("Alive") and node.get("Resources", {}).get("CPU", 0) > 0)
     plan = plan_model_stages(resources.get("CPU", 1), resources.get("GPU", 0) if device == "cuda" else 0,
-                             config.gpu_fraction, stages=1 + (config.pose_enabled and config.pose_from is None),
+                             config.gpu_fraction,
+                             stages=1 + (config.pose_enabled and config.pose_from is None) + config.densepose_enabled,
                              rows=rows.num_rows, nodes=cpu_nodes, memory=resources.get("memory"))
     guard = ErrorRateGuard(config.max_error_rate, config.error_rate_window)
     dataset = build_dataset(rows, config, run_info, plan, device, precision)

@@ -28,7 +28,8 @@ class ExportContext:
     photo: uint8 (H, W, 3) RGB at the photo's own size (do not modify it); labels: uint8 (H, W)
     canonical ATR-18 at that size; people: float32 (N, 18, 3) COCO-18 in photo pixels, main person
     first, NaN missing (None when pose is off); no_person: masks.is_no_person's verdict (the row's
-    mask is empty); garment: the bytes of the row's garment photo, or None; row: the row's values
+    mask is empty); garment: the bytes of the row's garment photo, or None; densepose,
+    densepose_uv: the DensePose stage's maps in the photo's frame (below); row: the row's values
     (id, source, category, seq, split, garment, export_name); export_size: (width, height) of
     --export-size; flags: quality flags the export adds (appended to the row's flags).
     """
@@ -41,6 +42,8 @@ class ExportContext:
     row: dict
     export_size: tuple[int, int] = (768, 1024)
     flags: list = field(default_factory=list)
+    densepose: object = None  # uint8 (H, W) part index 0..24 of the main person (--densepose), else None
+    densepose_uv: object = None  # float32 (2, H, W) U and V, when the layout asks for them (needs_densepose_uv)
 
 
 class Layout:
@@ -51,6 +54,7 @@ class Layout:
     folders: tuple[str, ...] = ()  # top-level folders (or files) of OUT this layout writes (--overwrite removes them)
     kinds: tuple[str, ...] = FILE_KINDS  # the native file kinds it writes; the mask stage encodes only these
     needs_keypoints = False  # a run without keypoints (--pose none) is refused at start
+    needs_densepose_uv = False  # the DensePose stage also sends U/V (DressCode's dense/*_uv.npz)
 
     def export_name(self, row: dict) -> str | None:
         """The row's name in the export (from its `seq`), recorded in the manifest; None: no export."""
@@ -78,7 +82,8 @@ class NativeLayout(Layout):
     """This project's own layout (README, Outputs): one folder per kind, named by the row's id."""
 
     name = "native"
-    FOLDERS = {"mask": "masks", "masked": "masked", "parse": "parse", "pose": "pose", "crop": "crops"}
+    FOLDERS = {"mask": "masks", "masked": "masked", "parse": "parse", "pose": "pose", "crop": "crops",
+               "densepose": "densepose"}
     folders = tuple(FOLDERS.values())
 
     def path(self, row: dict, kind: str, extension: str) -> str | None:

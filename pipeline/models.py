@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "a local folder is only checked")
     parser.add_argument("--pose", default=DEFAULT_POSE, metavar="ID_OR_DIR|none",
                         help=f"OpenPose body model to fetch, or none (default: {DEFAULT_POSE})")
+    parser.add_argument("--densepose", default="none", metavar="ID_OR_PKL|none",
+                        help="DensePose checkpoint to fetch: densepose_rcnn_R_50_FPN_s1x (detectron2's model zoo, "
+                             "255.8 MB, size and SHA-256 checked), a local .pkl (only checked), or none (default)")
 
 
 def is_local(source: str) -> bool:
@@ -123,7 +126,7 @@ def fetch_pose(source: str) -> str:
 
 
 def fetch(parser: str, pose: str, stream=sys.stdout, parser_family: str = "segformer",
-          pose_family: str = "openpose") -> None:
+          pose_family: str = "openpose", densepose: str = "none") -> None:
     def say(text: str) -> None:
         print(text, file=stream, flush=True)
 
@@ -142,6 +145,9 @@ def fetch(parser: str, pose: str, stream=sys.stdout, parser_family: str = "segfo
         path = family("pose", pose_family).fetch_source(pose)
         where = "local, nothing to fetch (every node must see this path)" if is_local(pose) else "cached"
         say(f"pose {pose}: {where}: {path} ({_megabytes(os.path.getsize(path))})")
+    if str(densepose).lower() != "none":
+        path = family("densepose", "densepose").fetch_source(densepose)
+        say(f"densepose {densepose}: {path} ({_megabytes(os.path.getsize(path))}), checked")
     from huggingface_hub import constants
 
     say(f"next: give every Ray node this cache and make the actors use only it: HF_HOME={constants.HF_HOME} "
@@ -150,7 +156,8 @@ def fetch(parser: str, pose: str, stream=sys.stdout, parser_family: str = "segfo
 
 def run_from_args(args: argparse.Namespace) -> int:
     try:
-        fetch(args.parser, args.pose, parser_family=args.parser_family, pose_family=args.pose_family)
+        fetch(args.parser, args.pose, parser_family=args.parser_family, pose_family=args.pose_family,
+              densepose=args.densepose)
     except VtonError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -50,7 +50,7 @@ class ModelStage:
         size, self.memory_model = choose_batch_size(
             stage=self.name, device=str(self.device), requested=batch_size, max_batch=max_batch_size,
             share=gpu_share, use_probe=probe, seed=self.memory_seed,
-            run_probe=lambda n: self.infer(np.zeros((n, self.height, self.width, 3), np.uint8)))
+            run_probe=lambda n: self.infer(self.probe_inputs(n)))
         self.run = AdaptiveBatches(self.infer, size, self.concat, name=self.name)
 
     # -- what a concrete stage provides -------------------------------------------------------
@@ -60,6 +60,16 @@ class ModelStage:
 
     def infer(self, images: np.ndarray):
         raise NotImplementedError
+
+    def inputs(self, batch: dict, rows: np.ndarray):
+        """The model's inputs for `rows` of the batch, in row order (sliceable): the working-size
+        images. A stage whose model reads other pixels overrides it (DensePose decodes the photo
+        from the row's bytes, at its own input size)."""
+        return batch["image"][rows]
+
+    def probe_inputs(self, count: int):
+        """`count` inputs of the size a run feeds, for the GPU memory probe."""
+        return np.zeros((count, self.height, self.width, 3), np.uint8)
 
     def concat(self, results: list):
         return np.concatenate(results)
@@ -84,11 +94,12 @@ class ModelStage:
         if pending.size:
             started = time.perf_counter()
             try:
-                self.store(columns, pending, self.run(images[pending]))
+                inputs = self.inputs(batch, pending)
+                self.store(columns, pending, self.run(inputs))
             except Exception:  # noqa: BLE001 - one row the model fails on must not fail its batch
-                for row in pending:
+                for index, row in enumerate(pending):
                     try:
-                        self.store(columns, np.array([row]), self.infer(images[row:row + 1]))
+                        self.store(columns, np.array([row]), self.infer(self.inputs(batch, pending[index:index + 1])))
                     except Exception as failure:  # noqa: BLE001
                         status[row] = ERROR
                         error[row] = f"{self.name} stage failed: {type(failure).__name__}: {first_line(failure)}"

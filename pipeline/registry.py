@@ -64,14 +64,22 @@ OPENPOSE = ModelFamily(
     description="OpenPose body network (controlnet_aux's body_pose_model.pth), COCO-18 keypoints",
     hub_file="body_pose_model.pth")
 
+DENSEPOSE = ModelFamily(
+    role="densepose", name="densepose", stage="pipeline.densepose.stage:DensePoseStage",
+    check="pipeline.densepose.zoo:check_source", fetch="pipeline.densepose.zoo:fetch",
+    default_source="densepose_rcnn_R_50_FPN_s1x",
+    description="DensePose R50-FPN (detectron2's checkpoint, plain PyTorch), the main person's parts and U/V")
+
 PARSER_FAMILIES = {"segformer": SEGFORMER}
 POSE_FAMILIES = {"openpose": OPENPOSE}
+DENSEPOSE_FAMILIES = {"densepose": DENSEPOSE}
 DEFAULT_PARSER = SEGFORMER.default_source
 DEFAULT_POSE = OPENPOSE.default_source
+DEFAULT_DENSEPOSE = DENSEPOSE.default_source  # a name of pipeline/densepose/zoo.py's ZOO; --densepose defaults to none
 
 
 def family(role: str, name: str) -> ModelFamily:
-    builtins = PARSER_FAMILIES if role == "parser" else POSE_FAMILIES
+    builtins = {"parser": PARSER_FAMILIES, "pose": POSE_FAMILIES, "densepose": DENSEPOSE_FAMILIES}[role]
     found = resolve(name, builtins, f"{role} family")
     if not isinstance(found, ModelFamily) or found.role != role:
         raise VtonError(f"{role} family {name!r} is not a ModelFamily of role {role!r} (got {type(found).__name__})")
@@ -155,6 +163,8 @@ def check_models(config) -> list[str]:
     checks = [("parser", config.parser_family, config.parser, {"labels": config.labels})]
     if config.pose_from is None and config.pose_enabled:
         checks.append(("pose", config.pose_family, config.pose, {}))
+    if config.densepose_enabled:
+        checks.append(("densepose", "densepose", config.densepose, {}))
 
     def one(check):
         role, family_name, source, options = check

@@ -85,7 +85,10 @@ def plan_model_stages(cluster_cpus: float, cluster_gpus: float, gpu_fraction: fl
     task_cpus = 1.0 if cpus >= 2 else 0.5
     gpus = int(cluster_gpus)
     if gpus > 0:
-        return StagePlan(actors=gpus, num_gpus=gpu_fraction, num_cpus=1.0, torch_threads=1, task_num_cpus=task_cpus)
+        # Every stage has one actor on every GPU: with three models (DensePose on) each asks for a
+        # third at most, or the third pool would never be placed.
+        return StagePlan(actors=gpus, num_gpus=min(gpu_fraction, 1.0 / max(1, stages)), num_cpus=1.0,
+                         torch_threads=1, task_num_cpus=task_cpus)
     nodes = max(1, int(nodes))
     node_cpus = max(1, int(cpus // nodes))
     actors = nodes * min(node_cpus, MAX_CPU_ACTORS)

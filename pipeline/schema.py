@@ -11,15 +11,15 @@ PENDING, OK, ERROR, SKIPPED = "pending", "ok", "error", "skipped"
 FINAL_STATUSES = (OK, ERROR, SKIPPED)
 
 # Per-row stage timings (ms), in stage order: batch columns, manifest columns and summary keys.
-TIMINGS = ("ms_decode", "ms_parse", "ms_pose", "ms_mask", "ms_write")
+TIMINGS = ("ms_decode", "ms_parse", "ms_pose", "ms_densepose", "ms_mask", "ms_write")
 
 # Files a row can have. The mask stage encodes them as `<kind>_bytes` (+ `<kind>_ext`); the
 # output layout names them; the manifest records each as `<kind>_path`.
-FILE_KINDS = ("mask", "masked", "parse", "pose", "crop")
+FILE_KINDS = ("mask", "masked", "parse", "pose", "crop", "densepose")
 
 # When each row left each stage (epoch seconds, float64): batch columns the driver collects into
 # the run's timeline (`Progress.timeline`, bench/throughput.py); not in the manifest.
-LEFT = ("left_decode", "left_parse", "left_pose", "left_mask", "left_write")
+LEFT = ("left_decode", "left_parse", "left_pose", "left_densepose", "left_mask", "left_write")
 
 # Keypoints: COCO-18, the order OpenPose's COCO model and controlnet_aux use.
 NUM_KEYPOINTS = 18

@@ -33,6 +33,10 @@ MANIFEST_SCHEMA = pa.schema([
     ("flags", pa.list_(pa.string())),
     ("label_fractions", pa.list_(pa.float32(), NUM_LABELS)),
     ("parser", pa.string()), ("pose_model", pa.string()), ("style", pa.string()),
+    # --densepose: the main person's box (photo pixels, x0 y0 x1 y1) and score, and how many persons
+    # scored at least the threshold (pipeline/densepose/stage.py); null when the stage is off.
+    ("densepose_model", pa.string()), ("densepose_persons", pa.int16()),
+    ("densepose_box", pa.list_(pa.float32(), 4)), ("densepose_score", pa.float32()),
     ("decoder", pa.string()),
     *((name, pa.float32()) for name in TIMINGS),
     # Trainer layouts (docs/layouts.md): input order, split, garment photo, the export's name and
@@ -80,10 +84,16 @@ def manifest_table(batch: dict, run_info: dict) -> pa.Table:
         flat = np.asarray(batch["keypoints"], dtype=np.float32).reshape(count, NUM_KEYPOINTS * 3)
         columns["keypoints"] = per_ok_row(flat, lambda v: v)
         columns["persons"] = per_ok_row(np.asarray(batch["persons"]), int)
+    if "densepose_persons" in batch:
+        columns["densepose_persons"] = per_ok_row(np.asarray(batch["densepose_persons"]), int)
+        columns["densepose_box"] = per_ok_row(np.asarray(batch["densepose_box"], np.float32),
+                                              lambda box: None if box[0] < 0 else box)
+        columns["densepose_score"] = per_ok_row(np.asarray(batch["densepose_score"], np.float32),
+                                                lambda score: float(score) if np.isfinite(score) else None)
     for name in TIMINGS:
         if name in batch:  # a stage that did not run (pose off) leaves its timing null
             columns[name] = [float(v) for v in batch[name]]
-    for name in ("parser", "pose_model", "style"):
+    for name in ("parser", "pose_model", "style", "densepose_model"):
         columns[name] = [run_info.get(name)] * count
     return pa.table({name: columns.get(name, [None] * count) for name in MANIFEST_SCHEMA.names},
                     schema=MANIFEST_SCHEMA)

@@ -5,7 +5,7 @@ Unlike the parser and the pose network, DensePose reads the photo as detectron2'
 each row's bytes (the `data` column every stage carries) in the actor. What leaves the actor is
 small: the main person's box, score, the number of persons, and the part map (uint8) cropped to
 where the person's box lies in the photo, with its origin; U/V (float16, same crop) only when the
-layout needs them. The mask stage pastes the crop into a photo-sized map.
+layout needs them. The mask stage pastes the crop into a photo-sized map (pipeline/densepose_maps.py).
 
 The main person: the highest-scoring detection with a score of at least MAIN_PERSON_MIN_SCORE
 (0.8, the score IDM-VTON's apply_net shows persons at); `densepose_persons` counts the detections
@@ -106,17 +106,3 @@ def main_person_crop(result, with_uv: bool) -> dict:
     if with_uv:
         found["densepose_uv"] = uv.numpy()[:, y0 - y:y1 - y, x0 - x:x1 - x].astype(np.float16)
     return found
-
-
-def paste(parts: np.ndarray, origin, size: tuple[int, int], uv: np.ndarray | None = None):
-    """The photo-sized part map (uint8 (H, W)) and, when given, U/V (float32 (2, H, W)) from a crop."""
-    height, width = size
-    full = np.zeros((height, width), np.uint8)
-    full_uv = None if uv is None else np.zeros((2, height, width), np.float32)
-    if parts.size:
-        x0, y0 = int(origin[0]), int(origin[1])
-        crop_height, crop_width = parts.shape
-        full[y0:y0 + crop_height, x0:x0 + crop_width] = parts
-        if full_uv is not None and uv.size:
-            full_uv[:, y0:y0 + crop_height, x0:x0 + crop_width] = uv
-    return full, full_uv

@@ -1,0 +1,56 @@
+"""DensePose maps in the mask stage: the crop pasted into the photo's frame, the palette PNG of our
+own layout and the image the trainers read. Kept out of pipeline/densepose/ (whose package needs
+torch) so that the mask tasks import no model code.
+
+IDM-VTON (gradio_demo/apply_net.py `show ... dp_segm`, and its densepose/vis code) renders each
+person's part index I (0..24) as `I * 255/24` in float32, truncated to uint8, through OpenCV's
+PARULA colormap, opaque (alpha 1, not in place: the canvas starts black), and leaves I = 0 black;
+its app then flips BGR to RGB. `render_parts` does the same for the main person's map. The
+palette of `densepose/<id>.png` uses the same colours, so that file looks like the trainers'
+image while its pixel values stay the part index.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+NUM_PARTS = 24  # DensePoseDataRelative.N_PART_LABELS: the body's 24 chart parts; 0 is background
+# The quality flag of a row whose photo has no person scoring at least the stage's threshold (its
+# part map is all zero); like no_pose_person, left out when the parse says no_person already.
+NO_DENSEPOSE_PERSON = "no_densepose_person"
+
+
+def _part_colours() -> np.ndarray:
+    """uint8 (25, 3) RGB: the colour IDM-VTON draws each part index in (index 0: black)."""
+    index = np.arange(NUM_PARTS + 1, dtype=np.float32)
+    scaled = (index * (255.0 / NUM_PARTS)).clip(0, 255).astype(np.uint8)
+    colours = cv2.applyColorMap(scaled.reshape(-1, 1), cv2.COLORMAP_PARULA).reshape(-1, 3)[:, ::-1].copy()
+    colours[0] = 0
+    return colours
+
+
+PART_COLOURS = _part_colours()
+PALETTE = np.zeros((256, 3), np.uint8)
+PALETTE[:NUM_PARTS + 1] = PART_COLOURS
+
+
+def render_parts(parts: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) RGB of a part map as IDM-VTON's image-densepose draws it."""
+    parts = np.asarray(parts, np.uint8)
+    if parts.size and int(parts.max()) > NUM_PARTS:
+        raise ValueError(f"part indices lie in 0..{NUM_PARTS}, got {int(parts.max())}")
+    return PART_COLOURS[parts]
+
+
+def paste(parts: np.ndarray, origin, size: tuple[int, int], uv: np.ndarray | None = None):
+    """The photo-sized part map (uint8 (H, W)) and, when given, U/V (float32 (2, H, W)) from a crop."""
+    height, width = size
+    full = np.zeros((height, width), np.uint8)
+    full_uv = None if uv is None else np.zeros((2, height, width), np.float32)
+    if parts.size:
+        x0, y0 = int(origin[0]), int(origin[1])
+        crop_height, crop_width = parts.shape
+        full[y0:y0 + crop_height, x0:x0 + crop_width] = parts
+        if full_uv is not None and uv.size:
+            full_uv[:, y0:y0 + crop_height, x0:x0 + crop_width] = uv
+    return full, full_uv
