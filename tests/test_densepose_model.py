@@ -218,3 +218,17 @@ def test_checkpoint_pickle_cannot_run_code(tmp_path, capsys):
     (tmp_path / "evil.pkl").write_bytes(pickle.dumps({"model": {"x": _Hostile()}}))
     _assert_one_line_load_error(tmp_path / "evil.pkl", "builtins.print")
     assert "pwned" not in capsys.readouterr().out
+
+
+def test_decoder_window_gives_the_full_maps_values(model, steps, ref):
+    with torch.inference_mode():
+        for i in (1, 3):
+            batch, feats = steps[i]
+            boxes = torch.from_numpy(_r(ref, i, "raw_boxes")[_r(ref, i, "kept")][-3:])
+            window = model._decoder_window(boxes, batch.padded_sizes[0])
+            full = (0, 0, batch.padded_sizes[0][1], batch.padded_sizes[0][0])
+            a = model.densepose_outputs(feats, [boxes], batch.padded_sizes, crop=True)
+            b = model.densepose_outputs(feats, [boxes], batch.padded_sizes, crop=False)
+            assert (a.u - b.u).abs().max() <= 1e-5 and (a.fine_segm - b.fine_segm).abs().max() <= 1e-4
+            if i == 3:
+                assert window != full  # small boxes: the window is smaller than the photo

@@ -1,0 +1,153 @@
+"""DensePose images/s: this package's batched model vs detectron2's DefaultPredictor one photo at a time, CPU.
+
+Both sides run the full-size R50-FPN s1x architecture with the same weights: seeded RANDOM weights, tuned
+as tools/make_densepose_fixture.py tunes them so that detectron2 finds several persons (the released
+checkpoint cannot be downloaded here; timings depend on the architecture and on how many persons are
+found, not on the weight values). The run checks that both sides keep the same detections (count, boxes
+within 1 px), and reports how many persons per photo the DensePose branch ran on: detectron2 runs it on
+every detection, ``predict(densepose="main")`` only on the main person; ``densepose="all"`` is timed too
+to separate the batching gain from the skipped head work.
+
+    /tmp/d2venv/bin/python bench/densepose_speed.py [--images 8] [--batch-size 4] [--threads 2]
+    /tmp/d2venv/bin/python bench/densepose_speed.py --memory   # peak RSS at batch 1 and 4 -> memory seed
+
+Without detectron2 (`--no-reference`) only this package's model is timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+from make_densepose_fixture import tuned_model  # noqa: E402
+
+from pipeline.densepose import DensePoseConfig, load_checkpoint, save_checkpoint  # noqa: E402
+from pipeline.testing.synthetic import make_person  # noqa: E402
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def photos(n: int, h: int, w: int) -> list[np.ndarray]:
+    return [make_person(200 + i, width=w, height=h).image for i in range(n)]
+
+
+def weights(path: Path, images, seed: int) -> None:
+    if not path.exists():
+        save_checkpoint(tuned_model(DensePoseConfig.full(), images[:4], seed=seed), path,
+                        author="bench/densepose_speed.py (random tuned weights)")
+
+
+def child_memory(pkl: str, n: int, h: int, w: int, threads: int) -> None:
+    """Peak RSS of one process that loads the model and predicts a batch of n photos (main person)."""
+    torch.set_num_threads(threads)
+    images = photos(n, h, w)
+    model = load_checkpoint(pkl)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    model.predict(images, densepose="main")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"n": n, "after_load": base, "peak": peak}))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=8)
+    ap.add_argument("--height", type=int, default=1024)
+    ap.add_argument("--width", type=int, default=768)
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=4)
+    ap.add_argument("--weights", default=str(Path(tempfile.gettempdir()) / "densepose_full_random.pkl"))
+    ap.add_argument("--no-reference", action="store_true")
+    ap.add_argument("--no-all", action="store_true", help="skip the densepose='all' timing")
+    ap.add_argument("--memory", action="store_true")
+    ap.add_argument("--child-memory", type=int, default=0, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    pkl = Path(args.weights)
+    if args.child_memory:
+        child_memory(str(pkl), args.child_memory, args.height, args.width, args.threads)
+        return 0
+    images = photos(args.images, args.height, args.width)
+    weights(pkl, images, args.seed)
+    print(f"CPU: {cpu_model()}; torch {torch.__version__}; {args.threads} threads; {args.images} photos "
+          f"{args.height}x{args.width}; weights: RANDOM (seeded, tuned), not the released checkpoint")
+
+    if args.memory:
+        rows = []
+        for n in (1, 4):
+            out = subprocess.run([sys.executable, __file__, "--child-memory", str(n), "--weights", str(pkl),
+                                  "--height", str(args.height), "--width", str(args.width),
+                                  "--threads", str(args.threads)], capture_output=True, text=True, check=True)
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(json.dumps(rows[-1]))
+        per_image = (rows[1]["peak"] - rows[0]["peak"]) / 3
+        fixed = rows[0]["peak"] - per_image
+        print(f"memory seed at {args.height}x{args.width} (CPU peak RSS, densepose='main'): fixed_bytes={fixed:.3e} "
+              f"per_image_bytes={per_image:.3e}")
+        return 0
+
+    model = load_checkpoint(pkl)
+    res = {}
+    with torch.inference_mode():
+        model.predict(images[:1], densepose="main")  # warm-up
+        t = time.perf_counter()
+        ours = []
+        for s in range(0, len(images), args.batch_size):
+            ours += model.predict(images[s: s + args.batch_size], densepose="main")
+        res["ours_main"] = len(images) / (time.perf_counter() - t)
+        if not args.no_all:
+            t = time.perf_counter()
+            for s in range(0, len(images), args.batch_size):
+                model.predict(images[s: s + args.batch_size], densepose="all")
+            res["ours_all"] = len(images) / (time.perf_counter() - t)
+    persons = [len(r.boxes) for r in ours]
+    print(f"persons per photo: {persons}; DensePose head runs: ours (main) {sum(len(r.chart_index) for r in ours)}, "
+          f"detectron2 {sum(persons)}")
+    if not args.no_reference:
+        from detectron2.engine import DefaultPredictor
+        from make_densepose_fixture import detectron2_cfg
+
+        pred = DefaultPredictor(detectron2_cfg(DensePoseConfig.full(), str(pkl)))
+        bgr = [np.ascontiguousarray(im[:, :, ::-1]) for im in images]
+        pred(bgr[0])  # warm-up
+        t = time.perf_counter()
+        d2 = [pred(im)["instances"] for im in bgr]
+        res["detectron2"] = len(images) / (time.perf_counter() - t)
+        same = all(len(a) == len(b.boxes) and (len(a) == 0 or np.abs(a.pred_boxes.tensor.numpy() - b.boxes).max() <= 1)
+                   for a, b in zip(d2, ours))
+        print(f"same detections on both sides: {same}")
+    for k, v in res.items():
+        print(f"{k}: {v:.3f} images/s")
+    if "detectron2" in res:
+        print(f"ratio ours(main, batch {args.batch_size}) / detectron2: {res['ours_main'] / res['detectron2']:.2f}x")
+        if "ours_all" in res:
+            print(f"ratio ours(all, batch {args.batch_size}) / detectron2: {res['ours_all'] / res['detectron2']:.2f}x")
+    print(json.dumps({k: round(v, 4) for k, v in res.items()} | {"cpu": cpu_model(), "pid": os.getpid()}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
