@@ -21,7 +21,8 @@ from pipeline.testing.synthetic import make_person
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_PARSER = ROOT / "pipeline" / "assets" / "parser"
-PEOPLE = 12  # upper_body people with a garment; rows below add the special cases
+PEOPLE = 20  # upper_body people with a garment photo each, exported in both layouts (issue 15 asks for 20);
+            # rows after them add the special cases
 SIZE = (384, 512)
 FRAME = (768, 1024)
 
@@ -240,3 +241,9 @@ def test_dresscode_files_and_pairs(dresscode_run):
         if len(paired) > 1:
             assert all(p[:-6] != c[:-6] for p, c in unpaired)
     assert len(_pairs(out / "upper_body" / "train_pairs.txt")) == 2
+    # every ok upper_body person with a garment is in a pairs file, with that garment
+    upper = [row for row in ok
+             if row["category"] == "upper_body" and row["garment"] and "no_person" not in row["flags"]]
+    assert len(upper) >= PEOPLE - 1
+    listed = _pairs(out / "upper_body" / "train_pairs.txt") + _pairs(out / "upper_body" / "test_pairs_paired.txt")
+    assert sorted(p for p, _ in listed) == sorted(f"{row['export_name']}_0.jpg" for row in upper)
