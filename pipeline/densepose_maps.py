@@ -11,6 +11,8 @@ image while its pixel values stay the part index.
 """
 from __future__ import annotations
 
+import io
+
 import cv2
 import numpy as np
 
@@ -54,3 +56,21 @@ def paste(parts: np.ndarray, origin, size: tuple[int, int], uv: np.ndarray | Non
         if full_uv is not None and uv.size:
             full_uv[:, y0:y0 + crop_height, x0:x0 + crop_width] = uv
     return full, full_uv
+
+
+def fit_uv(uv: np.ndarray, fit) -> np.ndarray:
+    """float32 (2, H, W) U/V in a trainer layout's export frame (tryon_formats.Fit): nearest
+    neighbour, the geometry of the part map's apply_labels, so that U/V stay on their part's
+    pixels; padded with 0 like the background."""
+    from .tryon_formats import apply_labels
+
+    channels_last = np.ascontiguousarray(np.asarray(uv, np.float32).transpose(1, 2, 0))
+    return np.ascontiguousarray(apply_labels(channels_last, fit).transpose(2, 0, 1))
+
+
+def uv_npz(uv: np.ndarray) -> bytes:
+    """DressCode's `dense/<id>_5_uv.npz`: one array `uv`, float32 (2, H, W) (U, then V; 0 off the
+    person), which its loader passes to torchvision's resize as it is."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, uv=np.asarray(uv, np.float32))
+    return buffer.getvalue()
