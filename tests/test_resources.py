@@ -58,3 +58,9 @@ def test_a_small_memory_caps_the_models_held_at_once():
 def test_with_gpus_each_gpu_holds_one_actor_of_each_stage():
     plan = plan_model_stages(16, 2, gpu_fraction=0.5, rows=10)
     assert (plan.actors, plan.num_gpus, plan.torch_threads, plan.task_num_cpus) == (2, 0.5, 1, 1.0)
+
+
+def test_with_densepose_three_model_actors_fit_on_each_gpu():
+    plan = plan_model_stages(cluster_cpus=16, cluster_gpus=1, gpu_fraction=0.5, stages=3)
+    assert plan.actors == 1 and plan.num_gpus * 3 <= 1.0
+    assert plan_model_stages(cluster_cpus=16, cluster_gpus=1, gpu_fraction=0.25, stages=3).num_gpus == 0.25
