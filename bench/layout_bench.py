@@ -98,8 +98,11 @@ def run_layout(manifest: Path, out: Path, layout: str, num_cpus: int) -> dict:
 
     table = pq.read_table(out / "manifest")
     status = table.column("status").to_pylist()
-    stages = {name[3:]: float(np.nanmean(np.asarray(table.column(name).to_pylist(), dtype=float)))
-              for name in table.column_names if name.startswith("ms_")}
+    stages = {}
+    for name in table.column_names:
+        values = np.asarray(table.column(name).to_pylist(), dtype=float) if name.startswith("ms_") else None
+        if values is not None and np.isfinite(values).any():  # a stage that did not run (all NaN) is left out
+            stages[name[3:]] = float(np.nanmean(values))
     return {"layout": layout, "wall_s": round(wall, 2), "loadavg_before": [round(v, 2) for v in load],
             "rows": table.num_rows, "ok": status.count("ok"), "errors": status.count("error"),
             "images_per_s": round(table.num_rows / wall, 3),
