@@ -20,9 +20,10 @@ startup, model loading, the run, Ray shutdown). The load average (os.getloadavg)
 before each run: on a shared machine, other work changes both times.
 
 Printed: both walls, images/s, the ratio vitonhd / native against the 1.3x target, and the mean
-per-row stage milliseconds (ms_* columns of each manifest). Also each run's CPU seconds (the
-process tree's user + system time, as far as it was waited for): on a shared machine the walls
-move with other work, the CPU seconds much less, so their ratio says what the code costs.
+per-row stage milliseconds (ms_* columns of each manifest). Also each run's CPU seconds (user +
+system time of the CLI's process tree, Ray's workers included, read from /proc every 0.5 s): on a
+shared machine the walls move with other work, the CPU seconds much less, so their ratio says
+what the code costs.
 --repeat N runs N pairs, alternating which layout goes first, and takes the median ratio. With
 --profile N, the vitonhd layout's export is also profiled in this process on N rows (cProfile
 over VitonHDLayout.export with the bundled parser's labels): the functions that cost the most,
@@ -34,7 +35,6 @@ import argparse
 import csv
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -85,6 +85,33 @@ def make_data(folder: Path, images: int) -> Path:
     return manifest
 
 
+def _tree_cpu(root: int, seen: dict[int, float]) -> None:
+    """Adds to `seen` (pid -> CPU seconds) every process under `root` with its user + system time
+    so far, read from /proc. Polled during a run: Ray's workers are not children the CLI waits for,
+    so they never reach its rusage; a process's last half second before it exits is missed."""
+    parents, times = {}, {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    stack = [root]
+    while stack:
+        pid = stack.pop()
+        if pid in times:
+            seen[pid] = max(seen.get(pid, 0.0), times[pid])
+        stack.extend(children.get(pid, []))
+
+
 def run_layout(manifest: Path, out: Path, layout: str, num_cpus: int) -> dict:
     """One CLI run into a fresh OUT; its wall, load average before, and manifest numbers."""
     shutil.rmtree(out, ignore_errors=True)
@@ -93,14 +120,17 @@ def run_layout(manifest: Path, out: Path, layout: str, num_cpus: int) -> dict:
                "--pose-from", str(manifest.parent / "keypoints"), "--parser", str(BUNDLED_PARSER),
                "--num-cpus", str(num_cpus)]
     load = os.getloadavg()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    with subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as process:
+        cpu_seen: dict[int, float] = {}
+        while process.poll() is None:
+            _tree_cpu(process.pid, cpu_seen)
+            time.sleep(0.5)
+        stdout, stderr = process.communicate()
+    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    # CPU seconds of the run's process tree as far as it was waited for (the CLI, Ray's processes
-    # and their workers): unlike the wall, it hardly moves with other work on a shared machine.
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = sum(cpu_seen.values())
     if result.returncode != 0:
         raise SystemExit(f"{layout} run failed ({result.returncode}):\n{result.stderr[-3000:]}")
     import pyarrow.parquet as pq

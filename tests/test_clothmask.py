@@ -114,3 +114,17 @@ def test_grey_float_and_tiny_inputs():
         assert mask.shape == shape[:2] and mask.dtype == np.uint8
     with pytest.raises(ValueError):
         cloth_mask(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_max_side_masks_a_shrunk_copy_at_the_photo_size():
+    sample = make_product(HELD_OUT + 80, kind="coloured")  # 768x1024
+    full = cloth_mask(sample.image)
+    shrunk = cloth_mask(sample.image, max_side=512)
+    assert shrunk.shape == full.shape and shrunk.dtype == np.uint8
+    assert set(np.unique(shrunk).tolist()) <= {0, 255}
+    assert _iou(shrunk > 127, sample.mask) > 0.9
+    assert _iou(shrunk > 127, full > 127) > 0.95
+    # a photo no longer than max_side, or max_side below the working size's floor, is not shrunk
+    assert np.array_equal(cloth_mask(sample.image, max_side=1024), full)
+    small = np.ascontiguousarray(sample.image[::2, ::2])
+    assert np.array_equal(cloth_mask(small, max_side=100), cloth_mask(small, max_side=384))
