@@ -39,20 +39,23 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=int, default=3)
     ap.add_argument("--seed", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--weights", default=None, help="reuse a pkl this script (or densepose_speed.py) wrote")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = DensePoseConfig.full()
     images = [make_person(100 + i, width=w, height=h).image for i, (h, w) in enumerate(SIZES[: args.images])]
     t0 = time.perf_counter()
-    tuned = tuned_model(cfg, images, seed=args.seed)
-    tmp = Path(tempfile.mkdtemp())
-    pkl = tmp / "densepose_full_random.pkl"
-    save_checkpoint(tuned, pkl, author="bench/densepose_parity.py (random tuned weights)")
-    del tuned
+    if args.weights:
+        pkl = Path(args.weights)
+    else:
+        tuned = tuned_model(cfg, images, seed=args.seed)
+        pkl = Path(tempfile.mkdtemp()) / "densepose_full_random.pkl"
+        save_checkpoint(tuned, pkl, author="bench/densepose_parity.py (random tuned weights)")
+        del tuned
     ours = load_checkpoint(pkl)
     ref = Detectron2Reference(cfg, str(pkl))
     ref.check_loaded(ours)
-    print(f"weights: seeded random, tuned ({time.perf_counter() - t0:.0f} s); {pkl.stat().st_size / 1e6:.0f} MB pkl, "
+    print(f"weights: seeded random, tuned ({time.perf_counter() - t0:.0f} s); {pkl} {pkl.stat().st_size / 1e6:.0f} MB, "
           "both sides load it through their own loaders")
     rows = []
     with torch.inference_mode():

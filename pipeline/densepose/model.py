@@ -503,7 +503,7 @@ class DensePoseRCNN(nn.Module):
             for level, (lg, dl) in enumerate(zip(logits, deltas)):
                 # Only this photo's own feature extent: anchors there are all it would have alone.
                 eh, ew = extent(own[i], self.strides[level])
-                lg = lg[i:i + 1, :, :eh, :ew].permute(0, 2, 3, 1).flatten(1)[0]
+                lg = lg[i:i + 1, :, :eh, :ew].permute(0, 2, 3, 1).flatten(1)[0].float()
                 dl = dl[i:i + 1, :, :eh, :ew]
                 dl = dl.reshape(1, -1, 4, eh, ew).permute(0, 3, 4, 1, 2).flatten(1, -2)[0]
                 props = apply_deltas(dl, self._anchors(level, eh, ew), (1.0, 1.0, 1.0, 1.0))
@@ -531,7 +531,7 @@ class DensePoseRCNN(nn.Module):
         own = self._own(feats, padded_sizes)
         r = cfg.box_pooler_resolution
         total = sum(len(b) for b in boxes_per_image)
-        out = torch.zeros((total, levels[0].shape[1], r, r), dtype=levels[0].dtype, device=self.device)
+        out = torch.zeros((total, levels[0].shape[1], r, r), dtype=torch.float32, device=self.device)
         start = 0
         for i, boxes in enumerate(boxes_per_image):
             sizes = torch.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
@@ -544,8 +544,9 @@ class DensePoseRCNN(nn.Module):
                     continue
                 # Pool from this photo's own extent: ROIAlign clamps at the map's edge, as when run alone.
                 eh, ew = extent(own[i], self.strides[j])
-                pooled = roi_align(x[i:i + 1, :, :eh, :ew], rois[inds].to(x.dtype), (r, r), 1.0 / self.strides[j],
-                                   cfg.box_sampling_ratio, False)
+                # float32 features and boxes: bf16 box coordinates would be off by pixels.
+                pooled = roi_align(x[i:i + 1, :, :eh, :ew].float(), rois[inds].float(), (r, r),
+                                   1.0 / self.strides[j], cfg.box_sampling_ratio, False)
                 out.index_put_((inds + start,), pooled)
             start += len(boxes)
         return out
@@ -555,7 +556,7 @@ class DensePoseRCNN(nn.Module):
         x = self.roi_heads.box_head(self._box_pool(feats, boxes_per_image, padded_sizes))
         logits = self.roi_heads.box_predictor.cls_score(x)
         deltas = self.roi_heads.box_predictor.bbox_pred(x)
-        probs = F.softmax(logits, dim=-1)
+        probs = F.softmax(logits.float(), dim=-1)
         decoded = apply_deltas(deltas, torch.cat(boxes_per_image, dim=0), self.cfg.box_reg_weights)
         return probs, decoded
 
@@ -640,7 +641,7 @@ class DensePoseRCNN(nn.Module):
             decoded = self.decoder_features(feats, i, own[i], window)
             shifted = boxes - boxes.new_tensor([window[0], window[1], window[0], window[1]])
             rois = torch.cat([torch.zeros((len(boxes), 1), dtype=boxes.dtype, device=boxes.device), shifted], dim=1)
-            pooled.append(roi_align(decoded, rois.to(decoded.dtype), (r, r), 1.0 / cfg.decoder_common_stride,
+            pooled.append(roi_align(decoded.float(), rois.float(), (r, r), 1.0 / cfg.decoder_common_stride,
                                     cfg.dp_sampling_ratio, False))
         if not pooled:
             c = cfg.num_patches + 1
@@ -651,8 +652,8 @@ class DensePoseRCNN(nn.Module):
 
     # ---- whole inference ------------------------------------------------------------------------------------
     @torch.inference_mode()
-    def predict(self, images_rgb: list[np.ndarray], densepose: str = "main",
-                score_threshold: float = 0.8) -> list[DensePoseResult]:
+    def predict(self, images_rgb: list[np.ndarray], densepose: str = "main", score_threshold: float = 0.8,
+                precision: str = "fp32") -> list[DensePoseResult]:
         """Detect persons and run the DensePose branch on all of them, on the main one, or on none.
 
         The main person is the highest-scoring detection with score >= `score_threshold`; detectron2's own
@@ -660,14 +661,25 @@ class DensePoseRCNN(nn.Module):
         what detectron2's DefaultPredictor gives for each photo run alone; chart outputs are the predictor's
         raw S x S maps, box-relative, as detectron2 stores them. Photos of different sizes share one padded
         batch, computed as if each ran alone (see _Extents).
+
+        ``precision="bf16"`` runs the convolutions and linear layers in bfloat16 autocast (about 4x faster on
+        CPUs with AMX/AVX512-BF16, and on GPUs); box decoding, NMS and ROIAlign stay float32. Its outputs are
+        not detectron2's to the pixel (bf16 keeps ~3 significant digits): fp32 is the parity mode.
         """
         if densepose not in ("main", "all", "none"):
             raise ValueError(f"densepose must be 'main', 'all' or 'none', got {densepose!r}")
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
         if not images_rgb:
             return []
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            return self._predict(images_rgb, densepose, score_threshold)
+
+    def _predict(self, images_rgb, densepose, score_threshold) -> list[DensePoseResult]:
         batch = self.preprocess(images_rgb)
         feats = self.features(batch.tensor, batch.padded_sizes)
         props = self.proposals(feats, batch.image_sizes, batch.padded_sizes)
+        props = [(b.float(), s.float()) for b, s in props]
         dets = self.detect(feats, [b for b, _ in props], batch.image_sizes, batch.padded_sizes)
         results, chart_boxes = [], []
         for det, size, (oh, ow) in zip(dets, batch.image_sizes, batch.original_sizes):
