@@ -15,6 +15,7 @@ hips, so there is no agnostic photo, mask or parse-agnostic).
 from __future__ import annotations
 
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -50,8 +51,9 @@ def _people_in_frame(context: ExportContext, fit: tf.Fit) -> np.ndarray:
     return tf.apply_keypoints(people, fit)
 
 
-def _garment(context: ExportContext) -> tuple[np.ndarray, np.ndarray] | None:
-    """(cloth RGB, cloth mask uint8 0/255), both fitted into the frame; None without a garment."""
+def _garment(context: ExportContext, with_mask: bool = True) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """(cloth RGB, cloth mask uint8 0/255 or None without with_mask), both fitted into the frame;
+    None without a garment."""
     if context.garment is None:
         return None
     name = context.row.get("garment")
@@ -68,8 +70,33 @@ def _garment(context: ExportContext) -> tuple[np.ndarray, np.ndarray] | None:
         # be lost to the shrinking anyway. Unpadded, so the frame's border is still the backdrop.
         rgb = tf.apply_image(rgb, tf.Fit(fit.photo_size, fit.size, fit.scale, fit.size, (0, 0)))
         fit = tf.fit_frame(fit.size, context.export_size)
+    if not with_mask:
+        return tf.apply_image(rgb, fit), None
     mask = cloth_mask(rgb, max_side=CLOTH_MASK_SIDE)
     return tf.apply_image(rgb, fit), tf.apply_labels(mask, fit)
+
+
+def _cloth_files(context: ExportContext, base: str, name: str) -> dict[str, bytes]:
+    """VITON-HD's cloth/ and cloth-mask/ files of the row (none without a garment)."""
+    garment = _garment(context)
+    if garment is None:
+        return {}
+    cloth, cloth_mask = garment
+    return {f"{base}cloth/{name}.jpg": _jpeg(cloth), f"{base}cloth-mask/{name}.jpg": _jpeg(cloth_mask)}
+
+
+_second_thread: ThreadPoolExecutor | None = None
+
+
+def _on_second_thread(function, *args) -> Future:
+    """function(*args) on one more thread of this process. Why: the garment half of a VITON-HD row
+    (decode, cloth mask, two JPEGs) does not depend on the person half, and both spend their time
+    in OpenCV, numpy and libjpeg-turbo, which release the GIL; the mask stage runs one task per
+    reserved CPU, so a row's export would otherwise use one core while the other may be idle."""
+    global _second_thread
+    if _second_thread is None:
+        _second_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vton-garment")
+    return _second_thread.submit(function, *args)
 
 
 def _pairs_rows(manifest, layout: str) -> list[dict]:
@@ -117,8 +144,18 @@ class VitonHDLayout(TrainerLayout):
         if row.get("category") != "upper_body":
             raise VtonError(f"the vitonhd layout takes upper_body rows only; this row's category is "
                             f"{row.get('category')!r} (use --layout dresscode for lower_body and dresses)")
-        garment = _garment(context)  # first: a bad garment writes nothing of the row
         split, name = row["split"], row["export_name"]
+        garment = _on_second_thread(_cloth_files, context, f"{split}/", name)
+        try:
+            files = self._person_files(context, split, name)
+        except BaseException:
+            if garment.exception() is not None:  # waits; a bad garment's error comes first, as before
+                raise garment.exception() from None
+            raise
+        files.update(garment.result())  # a bad garment raises here: nothing of the row is written
+        return files
+
+    def _person_files(self, context: ExportContext, split: str, name: str) -> dict[str, bytes]:
         size = tuple(context.export_size)
         fit = tf.fit_frame((context.photo.shape[1], context.photo.shape[0]), size)
         photo = tf.apply_image(context.photo, fit)
@@ -150,10 +187,6 @@ class VitonHDLayout(TrainerLayout):
             files[f"{base}agnostic-mask/{name}_mask.png"] = codecs.encode_png(region.view(np.uint8) * 255)
             files[f"{base}image-parse-agnostic-v3.2/{name}.png"] = codecs.encode_png(
                 tf.parse_agnostic(lip, main), palette=tf.LIP_PALETTE)
-        if garment is not None:
-            cloth, cloth_mask = garment
-            files[f"{base}cloth/{name}.jpg"] = _jpeg(cloth)
-            files[f"{base}cloth-mask/{name}.jpg"] = _jpeg(cloth_mask)
         return files
 
     def finish(self, out, manifest) -> None:
@@ -188,7 +221,7 @@ class DressCodeLayout(TrainerLayout):
         if category not in DRESSCODE_CATEGORIES:
             raise VtonError(f"the dresscode layout takes {', '.join(DRESSCODE_CATEGORIES)} rows; "
                             f"this row's category is {category!r}")
-        garment = _garment(context)
+        garment = _garment(context, with_mask=False)  # DressCode has no cloth masks
         name, size = row["export_name"], tuple(context.export_size)
         fit = tf.fit_frame((context.photo.shape[1], context.photo.shape[0]), size)
         people = _people_in_frame(context, fit)
