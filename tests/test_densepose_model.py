@@ -232,3 +232,12 @@ def test_decoder_window_gives_the_full_maps_values(model, steps, ref):
             assert (a.u - b.u).abs().max() <= 1e-5 and (a.fine_segm - b.fine_segm).abs().max() <= 1e-4
             if i == 3:
                 assert window != full  # small boxes: the window is smaller than the photo
+
+
+def test_memory_seed_scales_with_the_network_input():
+    from pipeline.densepose import memory_seed
+
+    fixed, per = memory_seed(1024, 768)
+    assert fixed > 0 and per > 0
+    assert memory_seed(2048, 1536) == (fixed, per)  # resized to the same 1067x800 input
+    assert memory_seed(400, 2000)[1] < per  # capped at 1333 wide: 267x1333, fewer pixels

@@ -9,12 +9,21 @@ and Pillow; not Ray, not detectron2.
     model = load_checkpoint("model_final_162be9.pkl")
     results = model.predict([photo_rgb, ...])            # densepose="main" by default
     parts = part_index_map(results[0], h, w)             # uint8 HxW, 0 = background, 1..24 parts
+    fixed, per_image = memory_seed(h, w)                 # bytes, for batch sizing (CPU measurement)
 """
 
 from .charts import MAIN_PERSON_MIN_SCORE, chart_result, main_person, part_index_map
 from .checkpoint import infer_config, load_checkpoint, read_checkpoint, save_checkpoint
 from .config import DensePoseConfig
-from .model import ChartOutputs, DensePoseRCNN, DensePoseResult, Detections, PreparedBatch, build_model
+from .model import (
+    ChartOutputs,
+    DensePoseRCNN,
+    DensePoseResult,
+    Detections,
+    PreparedBatch,
+    build_model,
+    memory_seed,
+)
 
 __all__ = [
     "MAIN_PERSON_MIN_SCORE",
@@ -29,6 +38,7 @@ __all__ = [
     "infer_config",
     "load_checkpoint",
     "main_person",
+    "memory_seed",
     "part_index_map",
     "read_checkpoint",
     "save_checkpoint",

@@ -717,3 +717,27 @@ def build_model(cfg: DensePoseConfig | None = None) -> DensePoseRCNN:
     """The network with PyTorch's default (random) initialization, in eval mode; load weights with checkpoint.py."""
     model = DensePoseRCNN(cfg or DensePoseConfig.full())
     return model.eval()
+
+
+# Peak CPU memory of predict(densepose="main") with the full-size model, measured by
+# `bench/densepose_speed.py --memory` (fresh processes, 2 threads, batches of 1 and 4 photos of 1024x768,
+# resized to 1067x800, padded 1088x800; peak RSS during predict after a malloc_trim): 1.447e9 bytes at
+# batch 1, 2.536e9 at batch 4. Fixed = process after loading (Python, torch, 256 MB of weights) plus what
+# a batch needs regardless of its size; loading itself peaks higher, at 1.55e9, before any batch.
+_MEMORY_REF_PADDED_PIXELS = 1088 * 800
+_MEMORY_FIXED_BYTES = 1_084_000_000
+_MEMORY_PER_IMAGE_BYTES = 363_000_000
+
+
+def memory_seed(height: int = 1024, width: int = 768, cfg: DensePoseConfig | None = None) -> tuple[int, int]:
+    """(fixed_bytes, per_image_bytes) for sizing batches of photos of `height` x `width`: peak ~ fixed + n * per.
+
+    From the CPU measurement above; the per-photo part scales with the padded network input's pixel count
+    (the activations do), so photos of any size resize to the same ~0.87 MP the released model sees unless
+    their aspect ratio differs. Only the full-size config was measured; narrower configs need less.
+    """
+    cfg = cfg or DensePoseConfig.full()
+    nh, nw = resized_shape(height, width, cfg.min_size_test, cfg.max_size_test)
+    d = cfg.size_divisibility
+    pixels = (-(-nh // d) * d) * (-(-nw // d) * d)
+    return _MEMORY_FIXED_BYTES, int(_MEMORY_PER_IMAGE_BYTES * pixels / _MEMORY_REF_PADDED_PIXELS)
