@@ -68,9 +68,13 @@ def fit_uv(uv: np.ndarray, fit) -> np.ndarray:
     return np.ascontiguousarray(apply_labels(channels_last, fit).transpose(2, 0, 1))
 
 
-def uv_npz(uv: np.ndarray) -> bytes:
-    """DressCode's `dense/<id>_5_uv.npz`: one array `uv`, float32 (2, H, W) (U, then V; 0 off the
-    person), which its loader passes to torchvision's resize as it is."""
+def uv_npz(uv: np.ndarray, parts: np.ndarray) -> bytes:
+    """DressCode's `dense/<id>_5_uv.npz`: one array `uv`, float32 (2, H, W) (U, then V), which its
+    loader passes to torchvision's resize as it is. U/V are kept only on the part map's pixels (0
+    elsewhere) and clipped to [0, 1], the charts' coordinate range: the head regresses them without a
+    squashing function, so a weak or untrained model strays outside it (detectron2's own IUV image
+    clamps them the same way)."""
+    kept = np.where(np.asarray(parts)[None] > 0, np.clip(np.asarray(uv, np.float32), 0.0, 1.0), np.float32(0))
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, uv=np.asarray(uv, np.float32))
+    np.savez_compressed(buffer, uv=kept.astype(np.float32, copy=False))
     return buffer.getvalue()

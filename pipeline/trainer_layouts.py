@@ -8,6 +8,9 @@ VITON-HD `{seq:05d}_00`, DressCode `{seq:06d}` plus its `_0`/`_1`/`_2`/`_4`/`_5`
 pairs files are made at the end of every run from the whole manifest (`finish`), so a resume
 rewrites them whole.
 
+With `--densepose`, both layouts also write the main person's DensePose image as IDM-VTON renders
+it (`image-densepose/`, pipeline/densepose_maps.py), and DressCode its `dense/` part map and U/V.
+
 Rows left out of the pairs files (their files are written): `no_person` (the parse shows nobody),
 a row without a garment, and for VITON-HD `no_agnostic` (the pose lacks both shoulders or both
 hips, so there is no agnostic photo, mask or parse-agnostic).
@@ -21,6 +24,7 @@ import numpy as np
 
 from . import codecs
 from . import tryon_formats as tf
+from .densepose_maps import fit_uv, render_parts, uv_npz
 from .layouts import ExportContext, Layout
 from .schema import OK, VtonError
 
@@ -74,6 +78,12 @@ def _garment(context: ExportContext, with_mask: bool = True) -> tuple[np.ndarray
         return tf.apply_image(rgb, fit), None
     mask = cloth_mask(rgb, max_side=CLOTH_MASK_SIDE)
     return tf.apply_image(rgb, fit), tf.apply_labels(mask, fit)
+
+
+def _densepose_image(context: ExportContext, fit: tf.Fit) -> bytes:
+    """IDM-VTON's image-densepose JPEG of the row's main person in the export frame: the part map
+    fitted like the labels (nearest, padded 0 = black), then coloured."""
+    return _jpeg(render_parts(tf.apply_labels(context.densepose, fit)))
 
 
 def _cloth_files(context: ExportContext, base: str, name: str) -> dict[str, bytes]:
@@ -187,6 +197,8 @@ class VitonHDLayout(TrainerLayout):
             files[f"{base}agnostic-mask/{name}_mask.png"] = codecs.encode_png(region.view(np.uint8) * 255)
             files[f"{base}image-parse-agnostic-v3.2/{name}.png"] = codecs.encode_png(
                 tf.parse_agnostic(lip, main), palette=tf.LIP_PALETTE)
+        if context.densepose is not None:
+            files[f"{base}image-densepose/{name}.jpg"] = _densepose_image(context, fit)
         return files
 
     def finish(self, out, manifest) -> None:
@@ -214,6 +226,7 @@ class DressCodeLayout(TrainerLayout):
     name = "dresscode"
     folders = DRESSCODE_CATEGORIES
     name_format = "{:06d}"
+    needs_densepose_uv = True  # dense/<id>_5_uv.npz
 
     def export(self, context: ExportContext) -> dict[str, bytes]:
         row = context.row
@@ -236,6 +249,15 @@ class DressCodeLayout(TrainerLayout):
         }
         if garment is not None:
             files[f"{base}images/{name}_1.jpg"] = _jpeg(garment[0])
+        if context.densepose is not None:
+            # The DressCode loaders open dense/<id>_5.png (part index 0..24, nearest-resized, one-hot
+            # over 25 channels) and dense/<id>_5_uv.npz (array "uv", resized by torchvision as a
+            # float tensor); IDM-VTON's DressCode loader opens image-densepose/<id>_0.jpg.
+            parts = tf.apply_labels(context.densepose, fit)
+            files[f"{base}dense/{name}_5.png"] = codecs.encode_png(parts)
+            if context.densepose_uv is not None:
+                files[f"{base}dense/{name}_5_uv.npz"] = uv_npz(fit_uv(context.densepose_uv, fit), parts)
+            files[f"{base}image-densepose/{name}_0.jpg"] = _jpeg(render_parts(parts))
         return files
 
     def finish(self, out, manifest) -> None:

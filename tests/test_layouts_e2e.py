@@ -21,6 +21,10 @@ from pipeline.testing.synthetic import make_person
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_PARSER = ROOT / "pipeline" / "assets" / "parser"
+# The narrow random-weight DensePose checkpoint of the parity test: it finds persons, so the
+# densepose files are written, but its parts mean nothing (tests/test_densepose_layouts.py checks
+# their values in process).
+DENSEPOSE = ROOT / "tests" / "fixtures" / "densepose" / "model_tiny.pkl"
 PEOPLE = 20  # upper_body people with a garment photo each, exported in both layouts (issue 15 asks for 20);
             # rows after them add the special cases
 SIZE = (384, 512)
@@ -75,7 +79,7 @@ def _run(dataset: Path, out: Path, layout: str, *extra: str) -> subprocess.Compl
 @pytest.fixture(scope="module")
 def vitonhd_run(dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("vitonhd")
-    result = _run(dataset, out, "vitonhd")
+    result = _run(dataset, out, "vitonhd", "--densepose", str(DENSEPOSE))
     assert result.returncode == 0, result.stderr[-3000:]
     return out, {row["seq"]: row for row in pq.read_table(out / "manifest").to_pylist()}
 
@@ -83,7 +87,7 @@ def vitonhd_run(dataset, tmp_path_factory):
 @pytest.fixture(scope="module")
 def dresscode_run(dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("dresscode")
-    result = _run(dataset, out, "dresscode")
+    result = _run(dataset, out, "dresscode", "--densepose", str(DENSEPOSE))
     assert result.returncode == 0, result.stderr[-3000:]
     return out, {row["seq"]: row for row in pq.read_table(out / "manifest").to_pylist()}
 
@@ -141,6 +145,8 @@ def test_vitonhd_files_read_back_like_the_loaders(vitonhd_run):
             present = pose[:, 2] > 0
             assert (pose[present, 0] <= FRAME[0]).all() and (pose[present, 1] <= FRAME[1]).all()
             assert present[[2, 5, 9, 12]].all()  # shoulders and hips, BODY_25 order
+        densepose = _open(base / "image-densepose" / f"{name}.jpg", "RGB")
+        assert densepose.dtype == np.uint8 and densepose[:8, :8].max() < 16  # black off the person
         rendered = _open(base / "openpose_img" / f"{name}_rendered.png", "RGB")
         assert rendered.any() == ("no_person" not in flags)
         if "no_agnostic" in flags:
@@ -191,7 +197,7 @@ def test_rerun_resumes_with_the_same_names_and_other_layout_is_refused(vitonhd_r
     out, rows = vitonhd_run
     before = (out / "test_pairs.txt").read_text()
     (out / "test_pairs.txt").unlink()
-    result = _run(dataset, out, "vitonhd")
+    result = _run(dataset, out, "vitonhd", "--densepose", str(DENSEPOSE))
     assert result.returncode == 0, result.stderr[-2000:]
     assert (out / "test_pairs.txt").read_text() == before  # finish runs on a resume with nothing to do
     again = {row["seq"]: row["export_name"] for row in pq.read_table(out / "manifest").to_pylist()}
@@ -218,6 +224,7 @@ def test_dresscode_files_and_pairs(dresscode_run):
     assert not list(out.rglob(f"{missing['export_name']}_*"))
     ok = [row for row in rows.values() if row["status"] == "ok"]
     assert rows[PEOPLE + 1]["status"] == "ok" and rows[PEOPLE + 1]["category"] == "lower_body"
+    found_densepose = []
     for row in ok:
         base, name = out / row["category"], row["export_name"]
         assert name == f"{row['seq']:06d}"
@@ -225,10 +232,18 @@ def test_dresscode_files_and_pairs(dresscode_run):
         assert (base / "images" / f"{name}_1.jpg").is_file() == bool(row["garment"])
         assert _open(base / "label_maps" / f"{name}_4.png", "P").max() <= 17
         _open(base / "skeletons" / f"{name}_5.jpg", "RGB")
+        parts = _open(base / "dense" / f"{name}_5.png", "L")
+        assert parts.max() <= 24
+        uv = np.load(base / "dense" / f"{name}_5_uv.npz")["uv"]
+        assert uv.dtype == np.float32 and uv.shape == (2, FRAME[1], FRAME[0])
+        assert uv.min() >= 0 and uv.max() <= 1 and not uv[:, parts == 0].any()
+        _open(base / "image-densepose" / f"{name}_0.jpg", "RGB")
         keypoints = json.loads((base / "keypoints" / f"{name}_2.json").read_text())["keypoints"]
         assert len(keypoints) == 18 and all(len(k) == 4 for k in keypoints)
+        found_densepose.append(row["densepose_persons"] > 0 and parts.any())
         present = [k for k in keypoints if k[0] >= 0]
         assert all(0 <= k[0] <= 384 and 0 <= k[1] <= 512 for k in present)  # DressCode's 384x512 frame
+    assert any(found_densepose)  # the tiny model finds somebody in some photos: non-empty maps written
     for category in ("upper_body", "lower_body"):
         base = out / category
         train, paired, unpaired = (_pairs(base / name) for name in

@@ -20,7 +20,6 @@ import numpy as np
 
 from ..modelstage import ModelStage
 
-GIB = 1024 ** 3
 TYPICAL_PHOTO = (1024, 768)  # (height, width) of the probe's photos: what the trainers' datasets hold
 EMPTY_PARTS = np.zeros((0, 0), np.uint8)
 EMPTY_UV = np.zeros((0, 0, 0), np.float16)
@@ -28,8 +27,14 @@ EMPTY_UV = np.zeros((0, 0, 0), np.float16)
 
 class DensePoseStage(ModelStage):
     name = "densepose"
-    # --no-probe: fixed and per-photo bytes of one forward pass (R50-FPN at ~800x1067 input, fp32).
-    memory_seed = (1.0 * GIB, 0.5 * GIB)
+
+    @property
+    def memory_seed(self) -> tuple[int, int]:
+        """--no-probe: fixed and per-photo bytes, measured for the full-size model on photos of the
+        typical size (model.memory_seed; every photo is resized to about the same input)."""
+        from .model import memory_seed
+
+        return memory_seed(*TYPICAL_PHOTO)
 
     def load(self, source: str, *, device: str, precision: str, max_batch_size: int, uv: bool = False, **_):
         from .checkpoint import load_checkpoint
