@@ -6,12 +6,15 @@ The models are built once per machine in a cache folder (VTON_TEST_CACHE, defaul
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline.labels import CANONICAL
 
+ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("VTON_TEST_CACHE", Path.home() / ".cache" / "vton-masks-tests"))
 
 
@@ -92,3 +95,11 @@ def spy_on_jpeg_draft(monkeypatch) -> list:
 
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
     return drafted
+
+
+def run_cli(*args: str, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m pipeline ARGS` in a child process from the repository root, output captured; no
+    progress bars (they would fill the captured stderr)."""
+    env = dict(os.environ, RAY_DATA_DISABLE_PROGRESS_BARS="1", PYTHONPATH=str(ROOT), **(env or {}))
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from conftest import run_cli
 from PIL import Image
 
 from pipeline.densepose_maps import NO_DENSEPOSE_PERSON, NUM_PARTS, PALETTE, paste, render_parts
@@ -25,12 +24,6 @@ BUNDLED_PARSER = ROOT / "pipeline" / "assets" / "parser"
 TINY = ROOT / "tests" / "fixtures" / "densepose" / "model_tiny.pkl"
 PEOPLE = 6
 SIZE = (384, 512)
-
-
-def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, RAY_DATA_DISABLE_PROGRESS_BARS="1", PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

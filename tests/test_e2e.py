@@ -4,14 +4,13 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from conftest import run_cli
 from PIL import Image
 
 from pipeline.testing.synthetic import make_person
@@ -19,12 +18,6 @@ from pipeline.testing.synthetic import make_person
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_PARSER = ROOT / "pipeline" / "assets" / "parser"
 PHOTOS = 20
-
-
-def run_cli(*args: str, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, RAY_DATA_DISABLE_PROGRESS_BARS="1", PYTHONPATH=str(ROOT), **(env or {}))
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

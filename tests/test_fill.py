@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image, JpegImagePlugin
 
 from pipeline.compose import MaskStage
@@ -153,12 +151,6 @@ def two_photos(tmp_path_factory) -> Path:
         writer.writerow(["path", "category"])
         writer.writerows(rows)
     return folder
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, RAY_DATA_DISABLE_PROGRESS_BARS="1", PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600)
 
 
 @pytest.mark.parametrize("fill", ["green", "gray"])

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from conftest import run_cli
 from PIL import Image
 
 from pipeline.pose_files import to_openpose_json
@@ -29,12 +28,6 @@ PEOPLE = 20  # upper_body people with a garment photo each, exported in both lay
             # rows after them add the special cases
 SIZE = (384, 512)
 FRAME = (768, 1024)
-
-
-def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, RAY_DATA_DISABLE_PROGRESS_BARS="1", PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
