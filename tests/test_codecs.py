@@ -354,6 +354,40 @@ def test_rgb_png_is_lossless():
     assert image.mode == "RGB" and np.array_equal(np.asarray(image), photo)
 
 
+@pytest.mark.parametrize("shape", [(1024, 768), (7, 5), (1, 1), (33, 2)])
+def test_unfiltered_rgb_png_is_lossless_and_decodes_like_pillows(shape):
+    """filtered=False (the rendered skeleton's writer): the same RGB pixels as Pillow's PNG, for a
+    drawing of flat colours on black, for noise and for a photo; the file is whole (CRCs, IEND)."""
+    rng = np.random.default_rng(shape[0])
+    drawing = Image.new("RGB", shape[::-1])
+    draw = ImageDraw.Draw(drawing)
+    for _ in range(20):
+        x0, y0, x1, y1 = rng.integers(0, max(shape), 4).tolist()
+        draw.line((x0, y0, x1, y1), fill=tuple(rng.integers(0, 256, 3).tolist()), width=int(rng.integers(1, 9)))
+    arrays = [np.asarray(drawing), rng.integers(0, 256, (*shape, 3), dtype=np.uint8), np.zeros((*shape, 3), np.uint8)]
+    photo = _masked_photo()
+    if photo.shape[0] >= shape[0] and photo.shape[1] >= shape[1]:
+        arrays.append(photo[: shape[0], : shape[1]])
+    for array in arrays:
+        data = codecs.encode_png(array, filtered=False)
+        image = Image.open(io.BytesIO(data))
+        image.load()
+        assert image.mode == "RGB" and image.size == shape[::-1]
+        assert np.array_equal(np.asarray(image), array)
+        assert np.array_equal(np.asarray(image), np.asarray(Image.open(io.BytesIO(codecs.encode_png(array)))))
+    view = np.asarray(drawing)[::2, ::2]  # a non-contiguous view
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(codecs.encode_png(view, filtered=False)))), view)
+
+
+def test_unfiltered_png_leaves_gray_palette_and_rgba_arrays_as_before():
+    labels = make_person(2, 768, 1024).labels
+    assert codecs.encode_png(labels, filtered=False) == codecs.encode_png(labels)
+    assert codecs.encode_png(labels, palette=PALETTE, filtered=False) == codecs.encode_png(labels, palette=PALETTE)
+    rgba = np.random.default_rng(0).integers(0, 256, (9, 7, 4), dtype=np.uint8)
+    image = Image.open(io.BytesIO(codecs.encode_png(rgba, filtered=False)))
+    assert image.mode == "RGBA" and np.array_equal(np.asarray(image), rgba)
+
+
 # ------------------------------------------------------------------------------------- the bench
 
 def test_cpu_cost_bench_runs_and_reports(tmp_path):
