@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from . import codecs, fastmask, masks, storage
-from .densepose_maps import NO_DENSEPOSE_PERSON
+from .densepose_maps import DENSEPOSE_OTHER_PERSON, NO_DENSEPOSE_PERSON, same_person
 from .densepose_maps import PALETTE as DENSEPOSE_PALETTE
 from .densepose_maps import paste as paste_densepose
 from .labels import NUM_LABELS, PALETTE
@@ -189,8 +189,11 @@ class MaskStage:
         outputs["mask_area"][row] = float(np.count_nonzero(mask)) / mask.size
         outputs["label_fractions"][row] = fastmask.label_fractions_from_working(working, (width, height))
         flags = masks.quality_flags(labels, keypoints, persons, category, mask, person=person, no_person=no_person)
-        if densepose is not None and not no_person and int(batch["densepose_persons"][row]) == 0:
-            flags.append(NO_DENSEPOSE_PERSON)
+        if densepose is not None and not no_person:
+            if int(batch["densepose_persons"][row]) == 0:
+                flags.append(NO_DENSEPOSE_PERSON)
+            elif keypoints is not None and same_person(batch["densepose_box"][row], keypoints) is False:
+                flags.append(DENSEPOSE_OTHER_PERSON)
         if "pose_flag" in batch and batch["pose_flag"][row]:  # --pose-from: the row had no keypoint file
             flags.append(str(batch["pose_flag"][row]))
         flags.extend(flag for flag in export_flags if flag not in flags)

@@ -20,6 +20,16 @@ NUM_PARTS = 24  # DensePoseDataRelative.N_PART_LABELS: the body's 24 chart parts
 # The quality flag of a row whose photo has no person scoring at least the stage's threshold (its
 # part map is all zero); like no_pose_person, left out when the parse says no_person already.
 NO_DENSEPOSE_PERSON = "no_densepose_person"
+# The flag of a row whose DensePose main person (highest score) is not the pose's main person
+# (largest skeleton): in a photo of several people the trainers' DensePose image would show
+# somebody else than the parse, the keypoints and the mask are about.
+DENSEPOSE_OTHER_PERSON = "densepose_other_person"
+# same_person: the box is widened by this share of its size on each side (DensePose boxes hug the
+# body, keypoints such as wrists and ankles sit on its edge), and at least MIN_INSIDE of the pose
+# person's found keypoints, and at least MIN_FOUND of them, must lie in it.
+BOX_MARGIN = 0.1
+MIN_INSIDE = 0.5
+MIN_FOUND = 4
 
 
 def _part_colours() -> np.ndarray:
@@ -42,6 +52,21 @@ def render_parts(parts: np.ndarray) -> np.ndarray:
     if parts.size and int(parts.max()) > NUM_PARTS:
         raise ValueError(f"part indices lie in 0..{NUM_PARTS}, got {int(parts.max())}")
     return PART_COLOURS[parts]
+
+
+def same_person(box, keypoints) -> bool | None:
+    """Whether DensePose's main-person box (x0, y0, x1, y1) holds the pose's main person (keypoints
+    (18, 3) in the same pixels, NaN missing); None when there is nothing to compare (no box, or
+    fewer than MIN_FOUND keypoints)."""
+    box = np.asarray(box, np.float64)
+    points = np.asarray(keypoints, np.float64).reshape(-1, 3)[:, :2]
+    points = points[np.isfinite(points).all(axis=1)]
+    if box.shape != (4,) or box[2] <= box[0] or box[3] <= box[1] or len(points) < MIN_FOUND:
+        return None
+    margin_x, margin_y = (box[2] - box[0]) * BOX_MARGIN, (box[3] - box[1]) * BOX_MARGIN
+    inside = ((points[:, 0] >= box[0] - margin_x) & (points[:, 0] <= box[2] + margin_x)
+              & (points[:, 1] >= box[1] - margin_y) & (points[:, 1] <= box[3] + margin_y))
+    return bool(inside.mean() >= MIN_INSIDE)
 
 
 def paste(parts: np.ndarray, origin, size: tuple[int, int], uv: np.ndarray | None = None):

@@ -1,7 +1,8 @@
-"""The DensePose files of the trainer layouts, in process: VITON-HD's and DressCode's
-image-densepose JPEG (IDM-VTON's rendering), DressCode's dense/<id>_5.png and _5_uv.npz, read back
-the way their loaders read them. Known part maps and U/V go in; the files must hold them in the
-export frame (pipeline/trainer_layouts.py, pipeline/densepose_maps.py)."""
+"""DensePose in the mask stage, in process: the person flags, and the files of the trainer layouts:
+VITON-HD's and DressCode's image-densepose JPEG (IDM-VTON's rendering), DressCode's
+dense/<id>_5.png and _5_uv.npz, read back the way their loaders read them. Known part maps and
+U/V go in; the files must hold them in the export frame (pipeline/trainer_layouts.py,
+pipeline/densepose_maps.py)."""
 from __future__ import annotations
 
 import io
@@ -12,8 +13,19 @@ import torch
 from PIL import Image
 from torchvision.transforms import functional as TF
 
+from pipeline import codecs
 from pipeline import tryon_formats as tf
-from pipeline.densepose_maps import NUM_PARTS, PART_COLOURS, fit_uv, render_parts, uv_npz
+from pipeline.compose import MaskStage
+from pipeline.densepose_maps import (
+    DENSEPOSE_OTHER_PERSON,
+    NO_DENSEPOSE_PERSON,
+    NUM_PARTS,
+    PART_COLOURS,
+    fit_uv,
+    render_parts,
+    same_person,
+    uv_npz,
+)
 from pipeline.layouts import ExportContext
 from pipeline.testing.synthetic import make_person
 from pipeline.trainer_layouts import DressCodeLayout, VitonHDLayout
@@ -127,3 +139,53 @@ def test_uv_npz_keeps_uv_on_the_parts_and_in_the_charts_range():
     stored = np.load(io.BytesIO(uv_npz(uv, parts)))["uv"]
     assert stored.dtype == np.float32
     assert np.array_equal(stored, np.array([[[0, 0], [1, 0]], [[0, 0.6], [0.1, 0]]], np.float32))
+
+
+def test_same_person_compares_the_box_with_the_pose_main_person():
+    keypoints = np.full((18, 3), np.nan, np.float32)
+    keypoints[:6] = [[100, 100, 1], [110, 150, 1], [90, 150, 1], [130, 150, 1], [100, 300, 1], [105, 380, 1]]
+    assert same_person((80, 90, 140, 390), keypoints) is True
+    assert same_person((85, 95, 125, 300), keypoints) is True  # wrists and ankles on the edge: the margin
+    assert same_person((400, 90, 460, 390), keypoints) is False  # a person standing beside them
+    assert same_person((80, 90, 140, 140), keypoints) is False  # only the head inside: 1 of 6
+    assert same_person((-1, -1, -1, -1), keypoints) is None  # no DensePose person
+    few = keypoints.copy()
+    few[3:] = np.nan
+    assert same_person((400, 90, 460, 390), few) is None  # 3 keypoints: nothing to compare
+
+
+def _mask_stage_batch(sample, box, persons: int) -> dict:
+    height, width = sample.labels.shape
+    _, uv = _person_parts(sample)
+    x0, y0, x1, y1 = (int(v) for v in box)
+    crop = np.full((y1 - y0, x1 - x0), 5, np.uint8) if persons else np.zeros((0, 0), np.uint8)
+    people = np.full((1, 8, 18, 3), np.nan, np.float32)
+    people[0, 0] = sample.keypoints
+    return {
+        "id": np.array(["row0"], dtype=object), "source": np.array(["p.png"], dtype=object),
+        "category": np.array(["upper_body"], dtype=object), "status": np.array(["pending"], dtype=object),
+        "error": np.array([""], dtype=object), "data": np.array([codecs.encode_png(sample.image)], dtype=object),
+        "labels": sample.labels[None], "people": people, "persons": np.array([1], np.int16),
+        "densepose_persons": np.array([persons], np.int16),
+        "densepose_box": np.array([box if persons else (-1, -1, -1, -1)], np.float32),
+        "densepose_score": np.array([0.9 if persons else np.nan], np.float32),
+        "densepose_origin": np.array([(x0, y0) if persons else (0, 0)], np.int32),
+        "densepose_parts": np.array([crop, None], dtype=object)[:1],
+        "densepose_uv": np.array([uv[:, y0:y1, x0:x1].astype(np.float16), None], dtype=object)[:1],
+    }
+
+
+def test_mask_stage_flags_densepose_of_nobody_or_of_another_person():
+    sample = make_person(11, 384, 512, category="upper_body")
+    ys, xs = np.nonzero(sample.labels)
+    own = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    beside = (own[2] + 2, own[1], min(own[2] + 2 + (own[2] - own[0]), 383), own[3])  # a box next to the person
+    for box, persons, expected in ((own, 1, None), (beside, 1, DENSEPOSE_OTHER_PERSON),
+                                   (own, 0, NO_DENSEPOSE_PERSON)):
+        out = MaskStage(style="rect")(_mask_stage_batch(sample, box, persons))
+        assert out["status"][0] == "ok", out["error"][0]
+        flags = out["flags"][0].split(",")
+        densepose_flags = [flag for flag in flags if "densepose" in flag]
+        assert densepose_flags == ([expected] if expected else []), (box, persons, flags)
+        written = np.asarray(Image.open(io.BytesIO(out["densepose_bytes"][0])))
+        assert np.count_nonzero(written) == (box[2] - box[0]) * (box[3] - box[1]) * bool(persons)
