@@ -23,7 +23,8 @@ Printed: both walls, images/s, the ratio vitonhd / native against the 1.3x targe
 per-row stage milliseconds (ms_* columns of each manifest). Also each run's CPU seconds (user +
 system time of the CLI's process tree, Ray's workers included, read from /proc every 0.5 s): on a
 shared machine the walls move with other work, the CPU seconds much less, so their ratio says
-what the code costs.
+what the code costs. And the CPU seconds other processes used meanwhile (the machine's busy time
+from /proc/stat, less the run's own): how much other work competed with each run.
 --repeat N runs N pairs, alternating which layout goes first, and takes the median ratio. With
 --profile N, the vitonhd layout's export is also profiled in this process on N rows (cProfile
 over VitonHDLayout.export with the bundled parser's labels): the functions that cost the most,
@@ -112,6 +113,15 @@ def _tree_cpu(root: int, seen: dict[int, float]) -> None:
         stack.extend(children.get(pid, []))
 
 
+def _busy_cpu_s() -> float:
+    """CPU seconds every process of the machine has used since boot (/proc/stat: all but idle and
+    iowait). Its growth during a run, less the run's own CPU seconds, is other work's CPU time."""
+    with open("/proc/stat") as handle:
+        fields = [int(v) for v in handle.readline().split()[1:]]
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # user nice system idle iowait irq softirq steal
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def run_layout(manifest: Path, out: Path, layout: str, num_cpus: int) -> dict:
     """One CLI run into a fresh OUT; its wall, load average before, and manifest numbers."""
     shutil.rmtree(out, ignore_errors=True)
@@ -120,6 +130,7 @@ def run_layout(manifest: Path, out: Path, layout: str, num_cpus: int) -> dict:
                "--pose-from", str(manifest.parent / "keypoints"), "--parser", str(BUNDLED_PARSER),
                "--num-cpus", str(num_cpus)]
     load = os.getloadavg()
+    busy = _busy_cpu_s()
     start = time.perf_counter()
     with subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True) as process:
@@ -131,6 +142,7 @@ def run_layout(manifest: Path, out: Path, layout: str, num_cpus: int) -> dict:
     result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     wall = time.perf_counter() - start
     cpu = sum(cpu_seen.values())
+    other_cpu = max(0.0, _busy_cpu_s() - busy - cpu)
     if result.returncode != 0:
         raise SystemExit(f"{layout} run failed ({result.returncode}):\n{result.stderr[-3000:]}")
     import pyarrow.parquet as pq
@@ -142,7 +154,7 @@ def run_layout(manifest: Path, out: Path, layout: str, num_cpus: int) -> dict:
         values = np.asarray(table.column(name).to_pylist(), dtype=float) if name.startswith("ms_") else None
         if values is not None and np.isfinite(values).any():  # a stage that did not run (all NaN) is left out
             stages[name[3:]] = float(np.nanmean(values))
-    return {"layout": layout, "wall_s": round(wall, 2), "cpu_s": round(cpu, 1),
+    return {"layout": layout, "wall_s": round(wall, 2), "cpu_s": round(cpu, 1), "other_cpu_s": round(other_cpu, 1),
             "loadavg_before": [round(v, 2) for v in load], "loadavg_after": [round(v, 2) for v in os.getloadavg()],
             "rows": table.num_rows, "ok": status.count("ok"), "errors": status.count("error"),
             "images_per_s": round(table.num_rows / wall, 3),
@@ -226,7 +238,8 @@ def main(argv=None) -> int:
             for layout in order:
                 runs[layout] = run_layout(manifest, work / f"out-{layout}", layout, args.num_cpus)
                 r = runs[layout]
-                print(f"{layout:8s} wall {r['wall_s']:7.1f} s  cpu {r['cpu_s']:7.1f} s  {r['images_per_s']:6.2f} "
+                print(f"{layout:8s} wall {r['wall_s']:7.1f} s  cpu {r['cpu_s']:7.1f} s  other work's cpu "
+                      f"{r['other_cpu_s']:6.1f} s  {r['images_per_s']:6.2f} "
                       f"images/s  ok {r['ok']}/{r['rows']}  load before {r['loadavg_before']} after "
                       f"{r['loadavg_after']}  stage ms {r['mean_stage_ms']}", flush=True)
             ratio = runs["vitonhd"]["wall_s"] / runs["native"]["wall_s"]
