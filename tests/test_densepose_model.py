@@ -241,3 +241,25 @@ def test_memory_seed_scales_with_the_network_input():
     assert fixed > 0 and per > 0
     assert memory_seed(2048, 1536) == (fixed, per)  # resized to the same 1067x800 input
     assert memory_seed(400, 2000)[1] < per  # capped at 1333 wide: 267x1333, fewer pixels
+
+
+@pytest.mark.parametrize("sampling", [0, 2])
+def test_separable_roi_align_matches_torchvision(sampling):
+    """The box pooler's CPU ROIAlign (two matrix products per box) gives torchvision's values, edge cases included."""
+    from torchvision.ops import roi_align
+
+    from pipeline.densepose.model import roi_align_separable
+
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn((1, 16, 37, 29), generator=gen).contiguous(memory_format=torch.channels_last)
+    xy = torch.rand((200, 2), generator=gen) * torch.tensor([29 * 8.0, 37 * 8.0])
+    wh = torch.rand((200, 2), generator=gen) * 150 + 0.1
+    boxes = torch.cat([xy, xy + wh], dim=1)
+    edge = torch.tensor([[-20.0, -30.0, 10.0, 5.0], [-50.0, -50.0, -20.0, -20.0], [0.0, 0.0, 232.0, 296.0],
+                         [3.3, 4.7, 3.4, 4.8], [220.0, 280.0, 231.9, 295.9], [300.0, 10.0, 400.0, 50.0]])
+    rois = torch.cat([torch.zeros((206, 1)), torch.cat([boxes, edge])], dim=1)
+    want = roi_align(x.contiguous(), rois, (7, 7), 1 / 8, sampling, False)
+    got = roi_align_separable(x, rois, (7, 7), 1 / 8, sampling)
+    assert got.shape == want.shape
+    assert (got - want).abs().max() <= 1e-5
+    assert roi_align_separable(x, rois[:0], (7, 7), 1 / 8, sampling).shape == (0, 16, 7, 7)

@@ -26,8 +26,6 @@ Step-wise access (the parity test drives these with detectron2's own intermediat
 from __future__ import annotations
 
 import math
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,37 +42,81 @@ _SCALE_CLAMP = math.log(1000.0 / 16)
 # FPN level assignment of ROIs (FPN paper eq. 1): a 224-pixel box pools from P4.
 _CANONICAL_BOX_SIZE = 224
 _CANONICAL_LEVEL = 4
-# torchvision's CPU ROIAlign runs on one thread; this many boxes or more are split over torch's threads.
-_ROI_SPLIT_MIN = 64
-_roi_pool: ThreadPoolExecutor | None = None
-_roi_pool_lock = threading.Lock()
 
 
-def _roi_executor(n: int) -> ThreadPoolExecutor:
-    global _roi_pool
-    with _roi_pool_lock:
-        if _roi_pool is None or _roi_pool._max_workers < n:
-            _roi_pool = ThreadPoolExecutor(n, thread_name_prefix="densepose-roi")
-        return _roi_pool
+def _roi_axis_weights(lo: torch.Tensor, hi: torch.Tensor, n: int, pooled: int, scale: float, sampling: int):
+    """ROIAlign's (aligned=False) sampling along one axis as weights: (R, pooled, L) over cells o .. o + L - 1.
 
-
-def roi_align_cpu_parallel(x: torch.Tensor, rois: torch.Tensor, size, scale: float, sampling: int) -> torch.Tensor:
-    """torchvision's roi_align (aligned=False), on CPU split by boxes over torch.get_num_threads() threads.
-
-    Each box's output depends on that box alone, so the split gives the same values. The features are made
-    contiguous once here (the op would copy a channels_last map in every chunk).
+    torchvision's CPU kernel samples each bin on a grid (ceil(roi size / pooled) points per axis unless
+    `sampling` > 0), interpolates bilinearly with its edge rules (points beyond -1 or the map's size count
+    zero, below 0 clamp to 0, at the last cell clamp to it) and averages. The bilinear weights and the
+    in-range test are products of a y and an x factor, so a box's output is Wy @ F @ Wx^T with these
+    per-axis weights (the average's 1 / count split as 1 / grid_h and 1 / grid_w).
+    Returns the weights and each box's first cell and cell count (0 when no sample is in range).
     """
-    n = min(torch.get_num_threads(), len(rois) // _ROI_SPLIT_MIN)
-    if x.device.type != "cpu" or n < 2 or (torch.is_grad_enabled() and x.requires_grad):
+    start = lo * scale
+    length = torch.clamp(hi * scale - start, min=1.0)
+    bin_size = (length / pooled).view(-1, 1, 1)
+    grid = torch.full_like(length, float(sampling)) if sampling > 0 else torch.ceil(length / pooled)
+    grid = grid.view(-1, 1, 1)
+    g = int(grid.max().item()) if len(lo) else 1
+    p = torch.arange(pooled, dtype=lo.dtype, device=lo.device).view(1, -1, 1)
+    i = torch.arange(g, dtype=lo.dtype, device=lo.device).view(1, 1, -1)
+    # The kernel's expression order: y = start + ph * bin + (iy + .5) * bin / grid.
+    c = (start.view(-1, 1, 1) + p * bin_size) + (i + 0.5) * bin_size / grid
+    valid = (i < grid) & (c >= -1.0) & (c <= n)
+    c = torch.clamp(c, min=0.0)
+    low = c.to(torch.int64)
+    edge = low >= n - 1
+    low = torch.where(edge, n - 1, low)
+    c = torch.where(edge, low.to(c.dtype), c)
+    high = torch.where(edge, low, low + 1)
+    frac = c - low
+    first = torch.where(valid, low, n).flatten(1).amin(1)
+    count = torch.clamp(torch.where(valid, high, -1).flatten(1).amax(1) - first + 1, min=0)
+    first = torch.where(count > 0, first, 0)
+    w = torch.zeros((len(lo), pooled, max(int(count.max().item()) if len(lo) else 1, 1)), dtype=lo.dtype,
+                    device=lo.device)
+    share = valid.to(lo.dtype) / grid
+    f = first.view(-1, 1, 1)
+    w.scatter_add_(2, torch.where(valid, low - f, 0), (1.0 - frac) * share)
+    w.scatter_add_(2, torch.where(valid, high - f, 0), frac * share)
+    return w, first.tolist(), count.tolist()
+
+
+def roi_align_separable(x: torch.Tensor, rois: torch.Tensor, size: tuple[int, int], scale: float,
+                        sampling: int) -> torch.Tensor:
+    """torchvision's roi_align(x, rois, size, scale, sampling, aligned=False) for one image (x: (1, C, H, W)).
+
+    Each box is two small matrix products over the cells it reads (see _roi_axis_weights), on the
+    channels_last features as they come from the FPN: ~5x less CPU than torchvision's single-threaded
+    kernel for the box head's 1000 proposals, equal to float rounding (summation order).
+    """
+    h, w = x.shape[-2:]
+    feat = x[0].permute(1, 2, 0)  # (H, W, C): a view of channels_last features
+    if not feat.is_contiguous():
+        feat = feat.contiguous()
+    c = feat.shape[-1]
+    rois = rois.float()
+    wy, y0, ny = _roi_axis_weights(rois[:, 2], rois[:, 4], h, size[0], scale, sampling)
+    wx, x0, nx = _roi_axis_weights(rois[:, 1], rois[:, 3], w, size[1], scale, sampling)
+    out = torch.zeros((len(rois), size[0], size[1], c), dtype=feat.dtype, device=feat.device)
+    wy, wx = wy.to(feat.dtype), wx.to(feat.dtype)
+    for r in range(len(rois)):
+        hc, wc = ny[r], nx[r]
+        if hc == 0 or wc == 0:
+            continue
+        crop = feat[y0[r]: y0[r] + hc, x0[r]: x0[r] + wc].reshape(hc, wc * c)
+        rows = torch.mm(wy[r, :, :hc], crop).view(size[0], wc, c)
+        torch.matmul(wx[r, :, :wc], rows, out=out[r])
+    return out.permute(0, 3, 1, 2)
+
+
+def box_roi_align(x: torch.Tensor, rois: torch.Tensor, size, scale: float, sampling: int) -> torch.Tensor:
+    """The box pooler's ROIAlign: roi_align_separable on CPU, torchvision's kernel elsewhere or with gradients."""
+    if x.device.type != "cpu" or x.shape[0] != 1 or (torch.is_grad_enabled() and x.requires_grad):
         return roi_align(x, rois, size, scale, sampling, False)
-    x = x.contiguous()
-    inference = torch.is_inference_mode_enabled()
-
-    def run(chunk):
-        with torch.inference_mode(inference), torch.no_grad():
-            return roi_align(x, chunk, size, scale, sampling, False)
-
-    return torch.cat(list(_roi_executor(n).map(run, rois.tensor_split(n))))
+    return roi_align_separable(x, rois, size, scale, sampling)
 
 
 class FrozenBatchNorm2d(nn.Module):
@@ -614,7 +656,7 @@ class DensePoseRCNN(nn.Module):
                 # Pool from this photo's own extent: ROIAlign clamps at the map's edge, as when run alone.
                 eh, ew = extent(own[i], self.strides[j])
                 # float32 features and boxes: bf16 box coordinates would be off by pixels.
-                pooled = roi_align_cpu_parallel(
+                pooled = box_roi_align(
                     x[i : i + 1, :, :eh, :ew].float(), rois[inds].float(), (r, r), 1.0 / self.strides[j],
                     cfg.box_sampling_ratio,
                 )
