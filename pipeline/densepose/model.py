@@ -835,12 +835,13 @@ def build_model(cfg: DensePoseConfig | None = None) -> DensePoseRCNN:
 
 # Peak CPU memory of predict(densepose="main") with the full-size model, measured by
 # `bench/densepose_speed.py --memory` (fresh processes, 2 threads, batches of 1 and 4 photos of 1024x768,
-# resized to 1067x800, padded 1088x800; peak RSS during predict after a malloc_trim): 1.447e9 bytes at
-# batch 1, 2.536e9 at batch 4. Fixed = process after loading (Python, torch, 256 MB of weights) plus what
-# a batch needs regardless of its size; loading itself peaks higher, at 1.55e9, before any batch.
+# resized to 1067x800, padded 1088x800; peak RSS during predict after a malloc_trim): 1.546e9 bytes at
+# batch 1, 2.498e9 at batch 4. Fixed = process after loading (Python, torch, 256 MB of weights) plus what
+# a batch needs regardless of its size (the backbone's BN-folded weight copies among it); loading itself
+# peaks at 1.55e9, before any batch.
 _MEMORY_REF_PADDED_PIXELS = 1088 * 800
-_MEMORY_FIXED_BYTES = 1_084_000_000
-_MEMORY_PER_IMAGE_BYTES = 363_000_000
+_MEMORY_FIXED_BYTES = 1_228_000_000
+_MEMORY_PER_IMAGE_BYTES = 317_000_000
 
 
 def memory_seed(height: int = 1024, width: int = 768, cfg: DensePoseConfig | None = None) -> tuple[int, int]:
