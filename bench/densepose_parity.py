@@ -68,8 +68,14 @@ def main(argv=None) -> int:
             boxes, logits = ours.proposals(feats, batch.image_sizes, batch.padded_sizes)[0]
             row["proposals"] = [len(boxes), len(r["proposals"])]
             if len(boxes) == len(r["proposals"]):
+                # Rank by rank: proposals whose objectness differs by float rounding can swap places.
                 row["proposal_box_max_px"] = float(np.abs(boxes.numpy() - r["proposals"]).max())
                 row["objectness_max_diff"] = float(np.abs(logits.numpy() - r["objectness"]).max())
+            # Order-free: each of our proposals against detectron2's nearest one (max coordinate difference).
+            near = torch.cdist(boxes.float(), torch.from_numpy(r["proposals"]).float(), p=float("inf")).min(dim=1)
+            row["proposals_without_d2_match_within_1px"] = int((near.values > 1.0).sum())
+            row["proposal_rank_max_shift"] = int((near.indices - torch.arange(len(boxes))).abs().max()) if len(
+                boxes) else 0
             det = ours.detect(feats, [torch.from_numpy(r["proposals"])], batch.image_sizes, batch.padded_sizes)[0]
             row["detections_on_d2_proposals"] = [len(det.boxes), len(r["raw_boxes"])]
             if len(det.boxes) == len(r["raw_boxes"]):

@@ -263,3 +263,33 @@ def test_separable_roi_align_matches_torchvision(sampling):
     assert got.shape == want.shape
     assert (got - want).abs().max() <= 1e-5
     assert roi_align_separable(x, rois[:0], (7, 7), 1 / 8, sampling).shape == (0, 16, 7, 7)
+
+
+def test_folded_frozen_bn_follows_in_place_changes():
+    """ConvNorm folds its FrozenBN at inference; the folded pair is rebuilt when a statistic changes in place,
+    and a hook on the norm (the fixture tool tunes statistics from one) gets the unfolded path that calls it."""
+    from pipeline.densepose.model import ConvNorm, FrozenBatchNorm2d
+
+    gen = torch.Generator().manual_seed(5)
+    conv = ConvNorm(8, 6, 3, padding=1, bias=False, norm=FrozenBatchNorm2d(6)).eval()
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen))
+        for t in (conv.norm.weight, conv.norm.bias, conv.norm.running_mean):
+            t.copy_(torch.randn(t.shape, generator=gen))
+        conv.norm.running_var.copy_(torch.rand(6, generator=gen) + 0.5)
+    x = torch.randn((2, 8, 9, 7), generator=gen)
+
+    def close_to_unfolded(y):
+        want = conv.norm(torch.nn.functional.conv2d(x, conv.weight, None, 1, 1))
+        return (y - want).abs().max() <= 1e-6 * want.abs().max()
+
+    with torch.inference_mode():
+        assert close_to_unfolded(conv(x))
+        conv.norm.running_mean.add_(1.0)
+        assert close_to_unfolded(conv(x))
+    seen = []
+    handle = conv.norm.register_forward_pre_hook(lambda m, inp: seen.append(inp[0].shape))
+    with torch.no_grad():
+        conv(x)
+    handle.remove()
+    assert seen == [(2, 6, 9, 7)]
