@@ -13,7 +13,7 @@ run near the cores' fp32 peak (channels_last, FrozenBN folded into the weights);
 at P2 (FPN output and RPN) alone are ~0.7 s per photo. The box head's ROIAlign on 1000 proposals is two
 small matrix products per box instead of torchvision's single-threaded kernel.
 
-    /tmp/d2venv/bin/python bench/densepose_speed.py [--images 8] [--batch-size 4] [--threads 2]
+    /tmp/d2venv/bin/python bench/densepose_speed.py [--images 8] [--batch-size 4] [--threads 2] [--repeat 3]
     /tmp/d2venv/bin/python bench/densepose_speed.py --memory   # peak RSS at batch 1 and 4 -> memory seed
 
 Without detectron2 (`--no-reference`) only this package's model is timed.
@@ -124,6 +124,7 @@ def main(argv=None) -> int:
                     help="added to the person logit's bias (negative: fewer persons per photo)")
     ap.add_argument("--no-reference", action="store_true")
     ap.add_argument("--no-all", action="store_true", help="skip the densepose='all' timing")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds, each side timed once per round (medians)")
     ap.add_argument("--memory", action="store_true")
     ap.add_argument("--bf16", action="store_true", help="also time precision='bf16' (not detectron2's outputs)")
     ap.add_argument("--child-memory", type=int, default=0, help=argparse.SUPPRESS)
@@ -155,36 +156,7 @@ def main(argv=None) -> int:
         return 0
 
     model = load_checkpoint(pkl)
-    res = {}
-    with torch.inference_mode():
-        # Warm-up at the timed batch shapes: oneDNN builds its kernels per input shape.
-        model.predict(images[: args.batch_size], densepose="main")
-        model.predict(images[:1], densepose="main")
-        t = time.perf_counter()
-        ours = []
-        for s in range(0, len(images), args.batch_size):
-            ours += model.predict(images[s: s + args.batch_size], densepose="main")
-        res["ours_main"] = len(images) / (time.perf_counter() - t)
-        t = time.perf_counter()
-        for im in images:
-            model.predict([im], densepose="main")
-        res["ours_main_batch1"] = len(images) / (time.perf_counter() - t)
-        if args.bf16:
-            model.predict(images[: args.batch_size], densepose="main", precision="bf16")
-            t = time.perf_counter()
-            bf = []
-            for s in range(0, len(images), args.batch_size):
-                bf += model.predict(images[s: s + args.batch_size], densepose="main", precision="bf16")
-            res["ours_main_bf16"] = len(images) / (time.perf_counter() - t)
-            print(f"bf16 persons per photo: {[len(r.boxes) for r in bf]} (fp32: {[len(r.boxes) for r in ours]})")
-        if not args.no_all:
-            t = time.perf_counter()
-            for s in range(0, len(images), args.batch_size):
-                model.predict(images[s: s + args.batch_size], densepose="all")
-            res["ours_all"] = len(images) / (time.perf_counter() - t)
-    persons = [len(r.boxes) for r in ours]
-    print(f"persons per photo: {persons}; DensePose head runs: ours (main) {sum(len(r.chart_index) for r in ours)}, "
-          f"detectron2 {sum(persons)}")
+    pred = bgr = None
     if not args.no_reference:
         from detectron2.engine import DefaultPredictor
         from make_densepose_fixture import detectron2_cfg
@@ -192,18 +164,64 @@ def main(argv=None) -> int:
         pred = DefaultPredictor(detectron2_cfg(DensePoseConfig.full(), str(pkl)))
         bgr = [np.ascontiguousarray(im[:, :, ::-1]) for im in images]
         pred(bgr[0])  # warm-up
+
+    def rate(fn) -> float:
         t = time.perf_counter()
+        fn()
+        return len(images) / (time.perf_counter() - t)
+
+    def batched(densepose="main", precision="fp32", size=args.batch_size):
+        out = []
+        for s in range(0, len(images), size):
+            out += model.predict(images[s: s + size], densepose=densepose, precision=precision)
+        return out
+
+    with torch.inference_mode():
+        # Warm-up at the timed batch shapes: oneDNN builds its kernels per input shape.
+        model.predict(images[: args.batch_size], densepose="main")
+        model.predict(images[:1], densepose="main")
+        if args.bf16:
+            model.predict(images[: args.batch_size], densepose="main", precision="bf16")
+        ours = batched()
+    rounds = []  # one dict of images/s per round; the sides alternate so that load changes hit both
+    for _ in range(args.repeat):
+        r = {}
+        with torch.inference_mode():
+            r["ours_main"] = rate(batched)
+            r["ours_main_batch1"] = rate(lambda: batched(size=1))
+            if args.bf16:
+                r["ours_main_bf16"] = rate(lambda: batched(precision="bf16"))
+            if not args.no_all:
+                r["ours_all"] = rate(lambda: batched("all"))
+        if pred is not None:
+            r["detectron2"] = rate(lambda: [pred(im) for im in bgr])
+        r["load_avg"] = os.getloadavg()[0]
+        print(json.dumps({k: round(v, 4) for k, v in r.items()}), flush=True)
+        rounds.append(r)
+    res = {k: float(np.median([r[k] for r in rounds])) for k in rounds[0] if k != "load_avg"}
+    if args.bf16:
+        with torch.inference_mode():
+            bf = batched(precision="bf16")
+        print(f"bf16 persons per photo: {[len(r.boxes) for r in bf]} (fp32: {[len(r.boxes) for r in ours]})")
+    persons = [len(r.boxes) for r in ours]
+    print(f"persons per photo: {persons}; DensePose head runs: ours (main) {sum(len(r.chart_index) for r in ours)}, "
+          f"detectron2 {sum(persons)}")
+    if pred is not None:
         d2 = [pred(im)["instances"] for im in bgr]
-        res["detectron2"] = len(images) / (time.perf_counter() - t)
         same = all(len(a) == len(b.boxes) and (len(a) == 0 or np.abs(a.pred_boxes.tensor.numpy() - b.boxes).max() <= 1)
                    for a, b in zip(d2, ours))
         print(f"same detections on both sides: {same}")
+    print(f"medians over {args.repeat} round(s):")
     for k, v in res.items():
         print(f"{k}: {v:.3f} images/s")
     if "detectron2" in res:
-        print(f"ratio ours(main, batch {args.batch_size}) / detectron2: {res['ours_main'] / res['detectron2']:.2f}x")
-        if "ours_all" in res:
-            print(f"ratio ours(all, batch {args.batch_size}) / detectron2: {res['ours_all'] / res['detectron2']:.2f}x")
+        for key, label in (("ours_main", f"main, batch {args.batch_size}"), ("ours_main_batch1", "main, batch 1"),
+                           ("ours_main_bf16", f"main, bf16, batch {args.batch_size}"),
+                           ("ours_all", f"all, batch {args.batch_size}")):
+            if key in res:
+                ratios = [r[key] / r["detectron2"] for r in rounds]
+                print(f"ratio ours({label}) / detectron2: median {float(np.median(ratios)):.2f}x "
+                      f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)})")
     print(json.dumps({k: round(v, 4) for k, v in res.items()}
                      | {"cpu": cpu_model(), "pid": os.getpid(), "load_avg_end": os.getloadavg()[0]}))
     return 0

@@ -168,6 +168,14 @@ def test_batch_of_different_sizes_equals_one_at_a_time(model, predictions, ref):
         assert (b.charts.u - s.charts.u).abs().max() <= 1e-4
 
 
+def test_bf16_predict_runs_and_finds_the_same_main_person(model, predictions, ref):
+    """precision='bf16' (autocast) goes through every step, the box pooler's matrix products included."""
+    img = _r(ref, 0, "image")
+    res = model.predict([img], densepose="main", precision="bf16")[0]
+    assert res.charts is not None and res.charts.u.dtype == torch.float32
+    assert len(res.boxes) and np.abs(res.boxes[0] - predictions[0].boxes[0]).max() <= 4.0
+
+
 def test_infer_config_from_weights():
     cfg = DensePoseConfig.from_json((FIXTURES / "model_tiny.json").read_text())
     inferred = infer_config(read_checkpoint(PKL))

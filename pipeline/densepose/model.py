@@ -102,13 +102,14 @@ def roi_align_separable(x: torch.Tensor, rois: torch.Tensor, size: tuple[int, in
     wx, x0, nx = _roi_axis_weights(rois[:, 1], rois[:, 3], w, size[1], scale, sampling)
     out = torch.zeros((len(rois), size[0], size[1], c), dtype=feat.dtype, device=feat.device)
     wy, wx = wy.to(feat.dtype), wx.to(feat.dtype)
-    for r in range(len(rois)):
-        hc, wc = ny[r], nx[r]
-        if hc == 0 or wc == 0:
-            continue
-        crop = feat[y0[r]: y0[r] + hc, x0[r]: x0[r] + wc].reshape(hc, wc * c)
-        rows = torch.mm(wy[r, :, :hc], crop).view(size[0], wc, c)
-        torch.matmul(wx[r, :, :wc], rows, out=out[r])
+    with torch.autocast(feat.device.type, enabled=False):  # in the features' dtype, as torchvision's kernel
+        for r in range(len(rois)):
+            hc, wc = ny[r], nx[r]
+            if hc == 0 or wc == 0:
+                continue
+            crop = feat[y0[r]: y0[r] + hc, x0[r]: x0[r] + wc].reshape(hc, wc * c)
+            rows = torch.mm(wy[r, :, :hc], crop).view(size[0], wc, c)
+            torch.matmul(wx[r, :, :wc], rows, out=out[r])
     return out.permute(0, 3, 1, 2)
 
 
