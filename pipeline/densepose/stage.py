@@ -56,8 +56,14 @@ class DensePoseStage(ModelStage):
 
         from .charts import MAIN_PERSON_MIN_SCORE
 
+        photos = list(photos)
+        # On a CPU one photo per forward pass: the convolutions already fill the cores and a padded
+        # batch only adds work (batch 1 measured faster than 2 and 4; bench/RESULTS.md, DensePose).
+        groups = [photos] if str(self.device) != "cpu" else [[photo] for photo in photos]
+        results = []
         with torch.inference_mode():
-            results = self.model.predict(list(photos), densepose="main", score_threshold=MAIN_PERSON_MIN_SCORE)
+            for group in groups:
+                results += self.model.predict(group, densepose="main", score_threshold=MAIN_PERSON_MIN_SCORE)
         return [main_person_crop(result, self.uv) for result in results]
 
     def concat(self, results: list) -> list:
