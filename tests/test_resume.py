@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import ROOT, run_cli
 from PIL import Image
-from test_e2e import ROOT, run_cli
 
 from pipeline.testing.synthetic import make_person
 
@@ -44,6 +44,22 @@ def wait_for_manifest_rows(out: Path, process: subprocess.Popen, at_least: int =
     raise AssertionError("no manifest part appeared in time")
 
 
+def settled_rows(out: Path, quiet: float = 5.0, timeout: float = 90) -> int:
+    """The manifest's row count once no part has landed for `quiet` seconds. Why: after the driver is
+    killed, a Ray worker that was writing a part still finishes it (parts are written atomically),
+    so a count taken at once can be one part short of what the rerun finds."""
+    deadline = time.monotonic() + timeout
+    count, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now = len(pq.read_table(out / "manifest")) if (out / "manifest").exists() else 0
+        if now != count:
+            count, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return count
+        time.sleep(0.5)
+    raise AssertionError("the manifest kept changing after the run was killed")
+
+
 def run_args(photos: Path, out: Path, parser: Path, *extra: str, pose: str = "none") -> list[str]:
     # Small manifest parts, so a stop in the middle leaves some rows done and some not.
     return ["run", str(photos), "--output", str(out), "--parser", str(parser), "--pose", pose,
@@ -72,7 +88,7 @@ def test_kill_9_then_rerun_completes_every_row_once(photos, tmp_path, tiny_parse
     wait_for_manifest_rows(out, process)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    before = len(pq.read_table(out / "manifest"))
+    before = settled_rows(out)
     assert 0 < before < PHOTOS
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr[-3000:]
