@@ -80,12 +80,6 @@ def _garment(context: ExportContext, with_mask: bool = True) -> tuple[np.ndarray
     return tf.apply_image(rgb, fit), tf.apply_labels(mask, fit)
 
 
-def _densepose_image(context: ExportContext, fit: tf.Fit) -> bytes:
-    """IDM-VTON's image-densepose JPEG of the row's main person in the export frame: the part map
-    fitted like the labels (nearest, padded 0 = black), then coloured."""
-    return _jpeg(render_parts(tf.apply_labels(context.densepose, fit)))
-
-
 def _cloth_files(context: ExportContext, base: str, name: str) -> dict[str, bytes]:
     """VITON-HD's cloth/ and cloth-mask/ files of the row (none without a garment)."""
     garment = _garment(context)
@@ -199,8 +193,8 @@ class VitonHDLayout(TrainerLayout):
             files[f"{base}agnostic-mask/{name}_mask.png"] = codecs.encode_png(region.view(np.uint8) * 255)
             files[f"{base}image-parse-agnostic-v3.2/{name}.png"] = codecs.encode_png(
                 tf.parse_agnostic(lip, main), palette=tf.LIP_PALETTE)
-        if context.densepose is not None:
-            files[f"{base}image-densepose/{name}.jpg"] = _densepose_image(context, fit)
+        if context.densepose is not None:  # IDM-VTON's picture of the part map, fitted like the labels
+            files[f"{base}image-densepose/{name}.jpg"] = _jpeg(render_parts(tf.apply_labels(context.densepose, fit)))
         return files
 
     def finish(self, out, manifest) -> None:
