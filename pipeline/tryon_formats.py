@@ -1,4 +1,4 @@
-"""The arrays virtual try-on trainers read, made from ours: pure numpy/OpenCV, no I/O, no Ray.
+"""The arrays virtual try-on trainers read, made from ours: numpy, OpenCV and Pillow's drawing; no I/O, no Ray.
 
 What each function reproduces comes from the trainers' public loaders and preprocessing scripts
 (VITON-HD, HR-VITON, StableVITON, IDM-VTON, LaDI-VTON; DressCode) and from OpenPose; the file
@@ -18,13 +18,10 @@ pipeline/schema.py) in photo pixels. The trainers want:
 * DressCode's keypoints (COCO-18 in a 384x512 frame), label maps (ATR-18 ids) and skeleton
   images (``dresscode_keypoints_json``, ``dresscode_label_map``, ``render_dresscode_skeleton``).
 
-The reference scripts draw with Pillow; that drawing is redone here with numpy (no Pillow): the
-coordinates truncated to integers as Pillow's C code does, a wide line as its four-corner polygon
-(flat ends), polygons by its scanline filler, ellipses by its integer boundary walk, rectangles
-inclusive. tests/test_tryon_formats.py compares the results with Pillow itself: equal pixel for
-pixel on its figures with Pillow 13.0. (On arbitrary polygons that Pillow fills one or two more
-pixels at some sharp corners than this filler, written from Pillow's polygon_generic; which
-Pillow version made the released files is not known, so edge pixels can differ from them.)
+The reference scripts draw their shapes with Pillow's ImageDraw, and so does this module, with
+the same calls (lines with a width, ellipses, polygons and rectangles with their outline): the
+pixels are the ones the scripts give with the installed Pillow. Which Pillow version made the
+released files is not known; edge pixels of a shape can differ between Pillow versions.
 """
 from __future__ import annotations
 
@@ -34,6 +31,7 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
+from PIL import Image, ImageDraw
 
 from pipeline.labels import FACE, NUM_LABELS
 from pipeline.schema import NUM_KEYPOINTS, VtonError
@@ -365,10 +363,12 @@ def to_lip(labels_atr: np.ndarray, keypoints=None) -> np.ndarray:
     lip[neck_region(labels, keypoints)] = LIP_NECK
     return lip
 
+# ---------------------------------------------------------------------------------------------
+# Drawing: Pillow's ImageDraw, as the reference scripts draw
+# ---------------------------------------------------------------------------------------------
 
-# ---------------------------------------------------------------------------------------------
-# Pillow's drawing, redone with numpy
-# ---------------------------------------------------------------------------------------------
+_COORDINATE_LIMIT = float(1 << 24)
+
 
 def _pil_int(v: float) -> int:
     # Pillow's C drawing casts coordinates to int: truncation toward zero. Clipped so a wild
@@ -376,237 +376,35 @@ def _pil_int(v: float) -> int:
     return int(max(-(1 << 24), min(1 << 24, v)))
 
 
-@lru_cache(maxsize=256)
-def _ellipse_rows(a: int, b: int) -> tuple[tuple[int, int], ...]:
-    """(row, half-span) pairs of Pillow's filled ellipse in a box a x b pixels past its corner,
-    on its doubled grid: Pillow walks the quarter ellipse a^2 y^2 + b^2 x^2 = a^2 b^2 from (a, b % 2)
-    to (a % 2, b) in steps of 2, each step to whichever of up, up-left, left deviates least, and
-    fills each row out to the first point it reached on that row (mirrored to all four quarters)."""
-    a2, b2 = a * a, b * b
-    a2b2 = a2 * b2
-
-    def delta(x, y):
-        return abs(a2 * y * y + b2 * x * x - a2b2)
-
-    x, y = a, b % 2
-    end = (a % 2, b)
-    rows = {}
-    while True:
-        rows.setdefault(y, x)
-        if (x, y) == end:
-            break
-        nx, ny = x, y + 2
-        best = delta(nx, ny)
-        if nx > 1:
-            d = delta(x - 2, y + 2)
-            if best > d:
-                nx, ny, best = x - 2, y + 2, d
-            d = delta(x - 2, y)
-            if best > d:
-                nx, ny = x - 2, y
-        x, y = nx, ny
-    return tuple(rows.items())
+def _xy(point) -> tuple[float, float]:
+    """A point for ImageDraw, clipped so that a wild keypoint cannot overflow its int coordinates."""
+    return (min(_COORDINATE_LIMIT, max(-_COORDINATE_LIMIT, float(point[0]))),
+            min(_COORDINATE_LIMIT, max(-_COORDINATE_LIMIT, float(point[1]))))
 
 
-@lru_cache(maxsize=64)
-def _ellipse_stencil(a: int, b: int) -> np.ndarray:
-    """bool (b + 1, a + 1), read-only: the pixels of _ellipse_rows' ellipse in its box. Only the
-    box's size decides the shape (the corner just moves it), so a disc drawn again is one masked
-    assignment instead of a Python loop over its rows."""
-    stencil = np.zeros((b + 1, a + 1), bool)
-    for row, reach in _ellipse_rows(a, b):
-        left, right = (a - reach) // 2, (a + reach) // 2
-        stencil[(b + row) // 2, left:right + 1] = True
-        stencil[(b - row) // 2, left:right + 1] = True
-    stencil.flags.writeable = False
-    return stencil
+class _Shapes:
+    """A bool (H, W) mask drawn with Pillow's ImageDraw and the reference scripts' calls: lines
+    with a width, ellipses, polygons and rectangles filled with their outline in the same colour.
+    Pillow itself, so the edge pixels are the ones the scripts' own runs give (with this Pillow)."""
 
+    def __init__(self, shape):
+        self.image = Image.new("L", (int(shape[1]), int(shape[0])), 0)
+        self.draw = ImageDraw.Draw(self.image)
 
-def _pil_ellipse(canvas: np.ndarray, box, value=1) -> None:
-    """Pillow's filled ellipse(box): the box's corners truncated, both inclusive; its rows as
-    _ellipse_rows gives them (the integer boundary points closest to the ellipse)."""
-    x0, y0, x1, y1 = (_pil_int(v) for v in box)
-    a, b = x1 - x0, y1 - y0
-    if a < 0 or b < 0 or a + b < 1:
-        return
-    h, w = canvas.shape[:2]
-    c0, c1 = max(0, x0), min(w, x1 + 1)
-    r0, r1 = max(0, y0), min(h, y1 + 1)
-    if c0 >= c1 or r0 >= r1:
-        return
-    stencil = _ellipse_stencil(a, b)[r0 - y0:r1 - y0, c0 - x0:c1 - x0]
-    canvas[r0:r1, c0:c1][stencil] = value
+    def line(self, p, q, width: int) -> None:
+        self.draw.line([_xy(p), _xy(q)], fill=1, width=int(width))
 
+    def ellipse(self, x, y, rx, ry) -> None:
+        self.draw.ellipse((*_xy((x - rx, y - ry)), *_xy((x + rx, y + ry))), fill=1, outline=1)
 
-def _round_up(v) -> int:
-    # Pillow's ROUND_UP: to the nearest integer, halves away from zero (on a float32).
-    v = np.float32(v)
-    return int(np.floor(v + np.float32(0.5))) if v >= 0 else -int(np.floor(abs(v) + np.float32(0.5)))
+    def polygon(self, points) -> None:
+        self.draw.polygon([_xy(p) for p in points], fill=1, outline=1)
 
+    def rectangle(self, x0, y0, x1, y1) -> None:
+        self.draw.rectangle((*_xy((x0, y0)), *_xy((x1, y1))), fill=1, outline=1)
 
-def _round_down(v) -> int:
-    # Pillow's ROUND_DOWN: to the nearest integer, halves toward zero.
-    v = np.float32(v)
-    return int(np.ceil(v - np.float32(0.5))) if v >= 0 else -int(np.ceil(abs(v) - np.float32(0.5)))
-
-
-def _round_up_array(v: np.ndarray) -> np.ndarray:
-    # _round_up on a float32 array, the same float32 steps.
-    r = np.floor(np.abs(v) + np.float32(0.5))
-    return np.where(v >= 0, r, -r).astype(np.int64)
-
-
-def _round_down_array(v: np.ndarray) -> np.ndarray:
-    # _round_down on a float32 array, the same float32 steps.
-    r = np.ceil(np.abs(v) - np.float32(0.5))
-    return np.where(v >= 0, r, -r).astype(np.int64)
-
-
-def _pil_fill(canvas: np.ndarray, vertices, value=1) -> None:
-    """Pillow's scanline polygon filler (polygon_generic) on integer vertices, closed.
-
-    Per row, the x where each sloped edge crosses it (float32; an edge's last row counts twice
-    unless it is the polygon's last), sorted and paired, each pair filled from the first rounded
-    half up to the second rounded half down; horizontal edges are added where they continue a
-    filled span.
-
-    The crossings of all rows are computed at once in float32, the same operations in the same
-    order as Pillow's per-row loop, so the pixels are the same; the rows that hold a horizontal
-    edge (a few per polygon) are finished one by one, since the edge's span depends on the spans
-    left of it (tests/test_tryon_formats.py compares this with a row-by-row copy of the loop)."""
-    h, w = canvas.shape[:2]
-    pts = [(int(x), int(y)) for x, y in vertices]
-    if len(pts) > 1 and pts[-1] == pts[0]:
-        pts = pts[:-1]
-    if not pts:
-        return
-    start = np.array(pts, np.int64)
-    end = np.concatenate([start[1:], start[:1]])
-    xa, ya, xb, yb = start[:, 0], start[:, 1], end[:, 0], end[:, 1]
-    ymin, ymax = np.minimum(ya, yb), np.maximum(ya, yb)
-    top = max(0, int(ymin.min()))
-    bottom = min(h, int(ymax.max()))
-    last = min(bottom, h - 1)  # rows past the canvas draw nothing
-    if top > last:
-        return
-    sloped = ya != yb
-    dx = (xb - xa).astype(np.float32) / np.where(sloped, yb - ya, 1).astype(np.float32)
-    flat = [(int(min(a, b)), int(max(a, b)), int(y)) for a, b, y, s in zip(xa, xb, ya, sloped) if not s]
-
-    rows = np.arange(top, last + 1)[:, None]
-    cross = (rows - ya).astype(np.float32) * dx + xa.astype(np.float32)
-    active = sloped & (ymin <= rows) & (rows <= ymax)
-    twice = active & (rows == ymax) & (rows < bottom)
-    xs = np.sort(np.concatenate([np.where(active, cross, np.inf), np.where(twice, cross, np.inf)], axis=1), axis=1)
-    counts = np.count_nonzero(np.isfinite(xs), axis=1)
-
-    def span(x_start, y, x_end):
-        c0, c1 = max(0, min(x_start, x_end)), min(w - 1, max(x_start, x_end))
-        if 0 <= y < h and c0 <= c1:
-            canvas[y, c0:c1 + 1] = value
-
-    def flats(y, x_pos):
-        for xmin, xmax, fy in flat:
-            if fy != y or x_pos < xmin:
-                continue
-            begin = max(xmin, x_pos)
-            if xmax < begin:
-                continue
-            span(begin, y, xmax)
-            x_pos = xmax + 1
-        return x_pos
-
-    # Rows with a horizontal edge: Pillow's loop as it is.
-    flat_rows = {y for _, _, y in flat if top <= y <= last}
-    for y in sorted(flat_rows):
-        row = xs[y - top, :counts[y - top]].tolist()
-        x_pos = 0
-        for i in range(1, len(row), 2):
-            x_end = _round_down(row[i])
-            if x_end < x_pos:
-                continue
-            x_pos = flats(y, x_pos)
-            if x_end < x_pos:
-                continue
-            x_start = max(_round_up(row[i - 1]), x_pos)
-            if x_end < x_start:
-                continue
-            span(x_start, y, x_end)
-            x_pos = x_end + 1
-        flats(y, x_pos)
-
-    # The other rows: the same pairing, one pair of crossings at a time for all rows.
-    pairs = int(counts.max()) // 2
-    if pairs == 0:
-        return
-    finite = np.where(np.isfinite(xs[:, :2 * pairs]), xs[:, :2 * pairs], np.float32(0))
-    lefts, rights = _round_up_array(finite[:, 0::2]), _round_down_array(finite[:, 1::2])
-    usable = np.arange(pairs) < (counts // 2)[:, None]
-    if flat_rows:
-        usable[np.array(sorted(flat_rows)) - top] = False
-    x_pos = np.zeros(len(xs), np.int64)
-    spans = []
-    for k in range(pairs):
-        x_end = rights[:, k]
-        x_start = np.maximum(lefts[:, k], x_pos)
-        drawn = usable[:, k] & (x_end >= x_pos) & (x_end >= x_start)
-        x_pos = np.where(drawn, x_end + 1, x_pos)
-        c0, c1 = np.maximum(x_start, 0), np.minimum(x_end, w - 1)
-        drawn &= c0 <= c1
-        if drawn.any():
-            spans.append((drawn, c0, c1))
-    if not spans:
-        return
-    lo = min(int(c0[drawn].min()) for drawn, c0, _ in spans)
-    hi = max(int(c1[drawn].max()) for drawn, _, c1 in spans)
-    columns = np.arange(lo, hi + 1)
-    block = None
-    for drawn, c0, c1 in spans:
-        # A row not drawn gets the empty span (hi + 1, c1): one compare pair per pair of crossings.
-        inside = (columns >= np.where(drawn, c0, hi + 1)[:, None]) & (columns <= c1[:, None])
-        block = inside if block is None else block | inside
-    np.copyto(canvas[top:last + 1, lo:hi + 1], value, where=block, casting="unsafe")
-
-
-def _pil_polygon(canvas: np.ndarray, points, value=1) -> None:
-    """Pillow's filled polygon(points): coordinates truncated, then _pil_fill."""
-    _pil_fill(canvas, [(_pil_int(x), _pil_int(y)) for x, y in points], value)
-
-
-def _pil_line(canvas: np.ndarray, p, q, width: int, value=1) -> None:
-    """Pillow's line([p, q], width) for width > 1: the end points truncated, then a quad around
-    the segment offset by (width - 1) / 2 rounded up on one side and down on the other, each
-    offset rounded to whole pixels, filled by _pil_fill; flat ends (no caps)."""
-    x0, y0, x1, y1 = _pil_int(p[0]), _pil_int(p[1]), _pil_int(q[0]), _pil_int(q[1])
-    dx, dy = x1 - x0, y1 - y0
-    if dx == 0 and dy == 0:
-        if 0 <= y0 < canvas.shape[0] and 0 <= x0 < canvas.shape[1]:
-            canvas[y0, x0] = value
-        return
-    length = math.hypot(dx, dy)
-    half = (width - 1) / 2
-    ratio_max, ratio_min = _round_half_up(half) / length, _round_half_down(half) / length
-    dxmin, dxmax = _round_half_down(ratio_min * dy), _round_half_down(ratio_max * dy)
-    dymin, dymax = _round_half_down(ratio_min * dx), _round_half_down(ratio_max * dx)
-    _pil_fill(canvas, [(x0 - dxmin, y0 + dymax), (x1 - dxmin, y1 + dymax),
-                       (x1 + dxmax, y1 - dymin), (x0 + dxmax, y0 - dymin)], value)
-
-
-def _round_half_up(v: float) -> int:
-    return int(math.floor(v + 0.5)) if v >= 0 else -int(math.floor(-v + 0.5))
-
-
-def _round_half_down(v: float) -> int:
-    return int(math.ceil(v - 0.5)) if v >= 0 else -int(math.ceil(-v - 0.5))
-
-
-def _pil_rectangle(canvas: np.ndarray, box, value=1) -> None:
-    """Pillow's filled rectangle(box): corners truncated, both inclusive."""
-    x0, y0, x1, y1 = (_pil_int(v) for v in box)
-    x0, x1 = min(x0, x1), max(x0, x1)
-    y0, y1 = min(y0, y1), max(y0, y1)
-    h, w = canvas.shape[:2]
-    canvas[max(0, y0):max(0, min(h, y1 + 1)), max(0, x0):max(0, min(w, x1 + 1))] = value
+    def mask(self) -> np.ndarray:
+        return np.asarray(self.image).view(bool)
 
 
 @lru_cache(maxsize=16)
@@ -650,17 +448,16 @@ def parse_arm_bands(keypoints_coco, shape) -> dict[int, np.ndarray]:
     r = PARSE_AGNOSTIC_R
     bands = {}
     for label, chain in PARSE_AGNOSTIC_ARMS:
-        canvas = np.zeros(shape, np.uint8)
+        band = _Shapes(shape)
         previous = chain[0]
         for joint in chain[1:]:
             if _missing25(pose, previous) or _missing25(pose, joint):
                 continue
-            _pil_line(canvas, pose[previous], pose[joint], r * 10)
+            band.line(pose[previous], pose[joint], r * 10)
             radius = r * 4 if joint == chain[-1] else r * 15
-            x, y = pose[joint]
-            _pil_ellipse(canvas, (x - radius, y - radius, x + radius, y + radius))
+            band.ellipse(*pose[joint], radius, radius)
             previous = joint
-        bands[label] = canvas.view(bool)
+        bands[label] = band.mask()
     return bands
 
 
@@ -739,33 +536,32 @@ def img_agnostic(photo_rgb: np.ndarray, lip: np.ndarray, keypoints_coco) -> tupl
     pose[12] = middle + (pose[12] - middle) / hip_width * shoulder_width
 
     r = AGNOSTIC_R
-    gray = np.zeros(lip.shape, np.uint8)
+    gray = _Shapes(lip.shape)
 
     def disc(i, rx, ry):
-        x, y = pose[i]
-        _pil_ellipse(gray, (x - rx, y - ry, x + rx, y + ry))
+        gray.ellipse(*pose[i], rx, ry)
 
     # arms
-    _pil_line(gray, pose[2], pose[5], r * 10)
+    gray.line(pose[2], pose[5], r * 10)
     for i in (2, 5):
         disc(i, r * 5, r * 5)
     for i in (3, 4, 6, 7):
         if _missing25(pose, i - 1) or _missing25(pose, i):
             continue
-        _pil_line(gray, pose[i - 1], pose[i], r * 10)
+        gray.line(pose[i - 1], pose[i], r * 10)
         disc(i, r * 5, r * 5)
     # torso
     for i in (9, 12):
         disc(i, r * 3, r * 6)
-    _pil_line(gray, pose[2], pose[9], r * 6)
-    _pil_line(gray, pose[5], pose[12], r * 6)
-    _pil_line(gray, pose[9], pose[12], r * 12)
-    _pil_polygon(gray, [pose[2], pose[5], pose[12], pose[9]])
+    gray.line(pose[2], pose[9], r * 6)
+    gray.line(pose[5], pose[12], r * 6)
+    gray.line(pose[9], pose[12], r * 12)
+    gray.polygon([pose[2], pose[5], pose[12], pose[9]])
     # neck
     x, y = pose[1]
-    _pil_rectangle(gray, (x - r * 7, y - r * 7, x + r * 7, y + r * 7))
+    gray.rectangle(x - r * 7, y - r * 7, x + r * 7, y + r * 7)
 
-    region = gray.view(bool) & ~_isin(lip, AGNOSTIC_HEAD + AGNOSTIC_LOWER)
+    region = gray.mask() & ~_isin(lip, AGNOSTIC_HEAD + AGNOSTIC_LOWER)
     agnostic = np.ascontiguousarray(photo).copy()
     # cv2's masked copy: a numpy boolean assignment on the (H, W, 3) photo costs several times more.
     cv2.copyTo(_gray_photo(photo.shape), region.view(np.uint8), agnostic)
