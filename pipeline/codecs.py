@@ -109,6 +109,24 @@ def decode_full(data: bytes, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, 
     return (pixels if pixels.flags.writeable else pixels.copy()), PILLOW
 
 
+def reusable_jpeg(data: bytes, decoder: str) -> bool:
+    """Whether a photo's own bytes can be written where its pixels would be encoded as a JPEG: a
+    JPEG (not MPO) that libjpeg-turbo decoded (``decoder`` is FAST: the whole stream is valid),
+    with three channels (Pillow's mode RGB: not gray, not CMYK) and no EXIF rotation, so any
+    reader gets the pixels this decode gave, at the same size.
+
+    Why: re-encoding a photo that needs no resizing costs ~4 ms per 768x1024 photo and loses
+    quality a second time; the original bytes are the better file. Reads the header only.
+    """
+    if decoder != FAST or not data:
+        return False
+    try:
+        image = open_photo(data)
+        return image.format == "JPEG" and image.mode == "RGB" and _orientation(image) == 1
+    except Exception:  # an unreadable header: encode the pixels instead
+        return False
+
+
 def _fast_candidate(image: Image.Image) -> bool:
     return simplejpeg is not None and image.format in _FAST_FORMATS and image.mode in _FAST_MODES
 

@@ -134,7 +134,7 @@ class MaskStage:
 
     def _compose(self, batch: dict, row: int, outputs: dict) -> None:
         source, category = batch["source"][row], batch["category"][row]
-        photo, _ = codecs.decode_full(batch["data"][row])  # writable: the composite is drawn into it
+        photo, decoder = codecs.decode_full(batch["data"][row])  # writable: the composite is drawn into it
         height, width = photo.shape[:2]
         working = batch["labels"][row]
         labels = cv2.resize(working, (width, height), interpolation=cv2.INTER_NEAREST)
@@ -164,7 +164,8 @@ class MaskStage:
             densepose, densepose_uv = paste_densepose(
                 batch["densepose_parts"][row], batch["densepose_origin"][row], (height, width),
                 batch["densepose_uv"][row] if self.layout.needs_densepose_uv else None)
-        export_flags = self._export(batch, row, outputs, photo, labels, people[:persons] if has_pose else None,
+        export_flags = self._export(batch, row, outputs, photo, decoder, labels,
+                                    people[:persons] if has_pose else None,
                                     no_person, densepose, densepose_uv)  # before the composite paints the photo
         files = {}
         if densepose is not None and "densepose" in kinds:
@@ -199,7 +200,7 @@ class MaskStage:
         flags.extend(flag for flag in export_flags if flag not in flags)
         outputs["flags"][row] = ",".join(flags)
 
-    def _export(self, batch: dict, row: int, outputs: dict, photo, labels, people, no_person: bool,
+    def _export(self, batch: dict, row: int, outputs: dict, photo, decoder: str, labels, people, no_person: bool,
                 densepose=None, densepose_uv=None) -> list[str]:
         """The layout's own files of the row (pickled into `export_files`); returns the flags it adds."""
         values = {name: batch[name][row] for name in ROW_VALUES if name in batch}
@@ -218,7 +219,8 @@ class MaskStage:
                 raise VtonError(f"garment {garment!r} cannot be read: {reason}") from None
         context = ExportContext(photo=photo, labels=labels, people=people, no_person=bool(no_person),
                                 garment=data, row=values, export_size=self.export_size, densepose=densepose,
-                                densepose_uv=densepose_uv)
+                                densepose_uv=densepose_uv, photo_jpeg=(batch["data"][row] if codecs.reusable_jpeg(
+                                    batch["data"][row], decoder) else None))
         files = self.layout.export(context)
         if files:
             outputs["export_files"][row] = pickle.dumps(dict(files), protocol=pickle.HIGHEST_PROTOCOL)

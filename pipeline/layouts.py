@@ -29,7 +29,8 @@ class ExportContext:
     canonical ATR-18 at that size; people: float32 (N, 18, 3) COCO-18 in photo pixels, main person
     first, NaN missing (None when pose is off); no_person: masks.is_no_person's verdict (the row's
     mask is empty); garment: the bytes of the row's garment photo, or None; densepose,
-    densepose_uv: the DensePose stage's maps in the photo's frame (below); row: the row's values
+    densepose_uv: the DensePose stage's maps in the photo's frame (below); photo_jpeg: the photo's own
+    JPEG bytes when they may stand for its pixels (below); row: the row's values
     (id, source, category, seq, split, garment, export_name); export_size: (width, height) of
     --export-size; flags: quality flags the export adds (appended to the row's flags).
     """
@@ -44,6 +45,9 @@ class ExportContext:
     flags: list = field(default_factory=list)
     densepose: object = None  # uint8 (H, W) part index 0..24 of the main person (--densepose), else None
     densepose_uv: object = None  # float32 (2, H, W) U and V, when the layout asks for them (needs_densepose_uv)
+    # The photo's own bytes when they can be written unchanged as its JPEG (codecs.reusable_jpeg),
+    # else None: a layout writes them for a photo that already has the frame's size.
+    photo_jpeg: bytes | None = None
 
 
 class Layout:

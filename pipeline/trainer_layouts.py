@@ -55,18 +55,27 @@ def _people_in_frame(context: ExportContext, fit: tf.Fit) -> np.ndarray:
     return tf.apply_keypoints(people, fit)
 
 
-def _garment(context: ExportContext, with_mask: bool = True) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """(cloth RGB, cloth mask uint8 0/255 or None without with_mask), both fitted into the frame;
-    None without a garment."""
+def _photo_file(pixels_in_frame: np.ndarray, fit: tf.Fit, own_jpeg: bytes | None) -> bytes:
+    """A photo's JPEG in the frame: the photo's own bytes when it fills the frame as it is (no
+    resizing, no padding) and they may stand for its pixels (codecs.reusable_jpeg), else encoded."""
+    if own_jpeg is not None and tuple(fit.photo_size) == tuple(fit.frame):
+        return own_jpeg
+    return _jpeg(pixels_in_frame)
+
+
+def _garment(context: ExportContext, with_mask: bool = True) -> tuple[bytes, np.ndarray | None] | None:
+    """(cloth JPEG, cloth mask uint8 0/255 or None without with_mask), both in the frame; None
+    without a garment."""
     if context.garment is None:
         return None
     name = context.row.get("garment")
     try:
-        rgb, _ = codecs.decode_full(context.garment)
+        rgb, decoder = codecs.decode_full(context.garment)
     except Exception as error:  # any decoder failure is this row's error, naming the garment
         raise VtonError(f"garment {name!r} cannot be decoded: {type(error).__name__}: {error}") from None
     from .clothmask import cloth_mask
 
+    own_jpeg = context.garment if codecs.reusable_jpeg(context.garment, decoder) else None
     fit = tf.fit_frame((rgb.shape[1], rgb.shape[0]), context.export_size)
     if fit.scale < 1:
         # A garment photo larger than the frame is shrunk first and masked at the size it is
@@ -74,10 +83,12 @@ def _garment(context: ExportContext, with_mask: bool = True) -> tuple[np.ndarray
         # be lost to the shrinking anyway. Unpadded, so the frame's border is still the backdrop.
         rgb = tf.apply_image(rgb, tf.Fit(fit.photo_size, fit.size, fit.scale, fit.size, (0, 0)))
         fit = tf.fit_frame(fit.size, context.export_size)
+        own_jpeg = None
+    cloth = _photo_file(tf.apply_image(rgb, fit), fit, own_jpeg)
     if not with_mask:
-        return tf.apply_image(rgb, fit), None
+        return cloth, None
     mask = cloth_mask(rgb, max_side=CLOTH_MASK_SIDE)
-    return tf.apply_image(rgb, fit), tf.apply_labels(mask, fit)
+    return cloth, tf.apply_labels(mask, fit)
 
 
 def _cloth_files(context: ExportContext, base: str, name: str) -> dict[str, bytes]:
@@ -86,7 +97,7 @@ def _cloth_files(context: ExportContext, base: str, name: str) -> dict[str, byte
     if garment is None:
         return {}
     cloth, cloth_mask = garment
-    return {f"{base}cloth/{name}.jpg": _jpeg(cloth), f"{base}cloth-mask/{name}.jpg": _jpeg(cloth_mask)}
+    return {f"{base}cloth/{name}.jpg": cloth, f"{base}cloth-mask/{name}.jpg": _jpeg(cloth_mask)}
 
 
 _second_thread: ThreadPoolExecutor | None = None
@@ -169,7 +180,7 @@ class VitonHDLayout(TrainerLayout):
         lip = tf.to_lip(labels, main)
         base = f"{split}/"
         files = {
-            f"{base}image/{name}.jpg": _jpeg(photo),
+            f"{base}image/{name}.jpg": _photo_file(photo, fit, context.photo_jpeg),
             f"{base}image-parse-v3/{name}.png": codecs.encode_png(lip, palette=tf.LIP_PALETTE),
             f"{base}openpose_json/{name}_keypoints.json": _json(tf.openpose_body25_json(people, size)),
         }
@@ -237,14 +248,14 @@ class DressCodeLayout(TrainerLayout):
         main = people[0] if len(people) else np.full((18, 3), np.nan, np.float32)
         base = f"{category}/"
         files = {
-            f"{base}images/{name}_0.jpg": _jpeg(tf.apply_image(context.photo, fit)),
+            f"{base}images/{name}_0.jpg": _photo_file(tf.apply_image(context.photo, fit), fit, context.photo_jpeg),
             f"{base}label_maps/{name}_4.png": codecs.encode_png(
                 tf.dresscode_label_map(tf.apply_labels(context.labels, fit)), palette=tf.DRESSCODE_PALETTE),
             f"{base}keypoints/{name}_2.json": _json(tf.dresscode_keypoints_json(main, size)),
             f"{base}skeletons/{name}_5.jpg": _jpeg(tf.render_dresscode_skeleton(main, size)),
         }
         if garment is not None:
-            files[f"{base}images/{name}_1.jpg"] = _jpeg(garment[0])
+            files[f"{base}images/{name}_1.jpg"] = garment[0]
         if context.densepose is not None:
             # The DressCode loaders open dense/<id>_5.png (part index 0..24, nearest-resized, one-hot
             # over 25 channels) and dense/<id>_5_uv.npz (array "uv", resized by torchvision as a
