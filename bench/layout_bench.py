@@ -86,9 +86,10 @@ def make_data(folder: Path, images: int) -> Path:
     return manifest
 
 
-def _tree_cpu(root: int, seen: dict[int, float]) -> None:
+def _tree_cpu(root: int, seen: dict[int, float], names: dict[int, str] | None = None) -> None:
     """Adds to `seen` (pid -> CPU seconds) every process under `root` with its user + system time
-    so far, read from /proc. Polled during a run: Ray's workers are not children the CLI waits for,
+    so far, read from /proc, and to `names` its latest process title (Ray retitles a worker with the
+    task or actor it runs). Polled during a run: Ray's workers are not children the CLI waits for,
     so they never reach its rusage; a process's last half second before it exits is missed."""
     parents, times = {}, {}
     tick = os.sysconf("SC_CLK_TCK")
@@ -110,7 +111,34 @@ def _tree_cpu(root: int, seen: dict[int, float]) -> None:
         pid = stack.pop()
         if pid in times:
             seen[pid] = max(seen.get(pid, 0.0), times[pid])
+            if names is not None:
+                names[pid] = _process_group(pid, names.get(pid))
         stack.extend(children.get(pid, []))
+
+
+def _process_group(pid: int, previous: str | None) -> str:
+    """What a process of the run is, for the CPU breakdown: the CLI (driver), a model actor, a
+    task worker (decode, keypoint files, masks, write: Ray reuses one worker for all of them), or
+    Ray's own services (GCS, raylet, agents, monitors). A worker keeps the first role it is seen in."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            command = handle.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return previous or "gone"
+    if previous in ("model actor", "task worker", "driver"):
+        return previous
+    if "-m pipeline" in command:
+        return "driver"
+    if command.startswith("ray::"):
+        title = command.split()[0]
+        if "Agent" in title or "Tracker" in title or title.startswith("ray::_"):  # Ray's and Ray Data's own actors
+            return "ray services"
+        if title == "ray::IDLE":
+            return previous or "idle worker"
+        return "model actor" if "MapWorker" in title or "Stage" in title or "Chain" in title else "task worker"
+    if "default_worker.py" in command:
+        return previous or "idle worker"
+    return "ray services"
 
 
 def _busy_cpu_s() -> float:
@@ -135,13 +163,19 @@ def run_layout(manifest: Path, out: Path, layout: str, num_cpus: int) -> dict:
     with subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True) as process:
         cpu_seen: dict[int, float] = {}
+        names: dict[int, str] = {}
         while process.poll() is None:
-            _tree_cpu(process.pid, cpu_seen)
+            _tree_cpu(process.pid, cpu_seen, names)
             time.sleep(0.5)
         stdout, stderr = process.communicate()
     result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     wall = time.perf_counter() - start
     cpu = sum(cpu_seen.values())
+    groups: dict[str, list] = {}
+    for pid, seconds in cpu_seen.items():
+        group = groups.setdefault(names.get(pid, "gone"), [0, 0.0])
+        group[0] += 1
+        group[1] += seconds
     other_cpu = max(0.0, _busy_cpu_s() - busy - cpu)
     if result.returncode != 0:
         raise SystemExit(f"{layout} run failed ({result.returncode}):\n{result.stderr[-3000:]}")
@@ -158,7 +192,8 @@ def run_layout(manifest: Path, out: Path, layout: str, num_cpus: int) -> dict:
             "loadavg_before": [round(v, 2) for v in load], "loadavg_after": [round(v, 2) for v in os.getloadavg()],
             "rows": table.num_rows, "ok": status.count("ok"), "errors": status.count("error"),
             "images_per_s": round(table.num_rows / wall, 3),
-            "mean_stage_ms": {k: round(v, 1) for k, v in stages.items()}}
+            "mean_stage_ms": {k: round(v, 1) for k, v in stages.items()},
+            "cpu_by_process": {name: {"processes": n, "cpu_s": round(s, 1)} for name, (n, s) in sorted(groups.items())}}
 
 
 def profile_export(folder: Path, rows: int, top: int = 18) -> list[dict]:
@@ -242,6 +277,8 @@ def main(argv=None) -> int:
                       f"{r['other_cpu_s']:6.1f} s  {r['images_per_s']:6.2f} "
                       f"images/s  ok {r['ok']}/{r['rows']}  load before {r['loadavg_before']} after "
                       f"{r['loadavg_after']}  stage ms {r['mean_stage_ms']}", flush=True)
+                print("         cpu by process: " + ", ".join(
+                    f"{name} {v['cpu_s']} s in {v['processes']}" for name, v in r["cpu_by_process"].items()))
             ratio = runs["vitonhd"]["wall_s"] / runs["native"]["wall_s"]
             cpu_ratio = runs["vitonhd"]["cpu_s"] / max(runs["native"]["cpu_s"], 1e-9)
             print(f"pair {index + 1}: ratio vitonhd / native: wall {ratio:.2f}, cpu {cpu_ratio:.2f}", flush=True)

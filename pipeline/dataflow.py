@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import os
 import sys
 import time
@@ -30,6 +31,8 @@ MASK_BATCH = 4
 CPU_BATCH = 4
 MODEL_TASKS_IN_FLIGHT = 2
 LOG_EVERY_S = 10.0
+# Ray's reservation for the light tasks (keypoint files, writes): several run beside a mask task.
+LIGHT_TASK_CPUS = 0.25
 FORWARDED_ENV = ("HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE")  # no secrets here
 
 
@@ -67,8 +70,23 @@ def init_ray(config: RunConfig) -> None:
         ray.init(address=address, logging_level=logging.WARNING,
                  runtime_env={"env_vars": forwarded} if forwarded else None)
     else:
-        ray.init(num_cpus=config.num_cpus or os.cpu_count(), include_dashboard=False,
-                 logging_level=logging.WARNING)
+        cpus = config.num_cpus or os.cpu_count() or 1
+        ray.init(num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING,
+                 _system_config={"num_workers_soft_limit": local_worker_limit(cpus)})
+
+
+def local_worker_limit(cpus: float) -> int:
+    """How many worker processes a local Ray keeps alive: as many as the run can have busy at once
+    (one model actor per CPU at most, and the task CPUs filled with light tasks).
+
+    Why: Ray's default keeps one worker per CPU and kills an idle one beyond that within a
+    second. The model actors are workers too, so on a small machine the task workers were killed
+    between tasks and started again (interpreter, Ray, numpy, OpenCV: ~1.5 CPU seconds each), over
+    and over while long mask tasks held the CPU: 8 task worker processes in a 300-photo vitonhd
+    run on 2 CPUs instead of 4, ~23 CPU seconds of ~175 (bench/RESULTS.md, Trainer layout export
+    time). The workers kept are ones the run started anyway.
+    """
+    return int(cpus + math.ceil(cpus / LIGHT_TASK_CPUS))
 
 
 def choose_device(config: RunConfig, cluster_gpus: float) -> str:
@@ -143,7 +161,7 @@ def build_dataset(rows: pa.Table, config: RunConfig, run_info: dict, plan: Stage
         from .pose import pose_from_files_batch
 
         dataset = dataset.map_batches(pose_from_files_batch, batch_size=DECODE_BATCH, batch_format="numpy",
-                                      fn_kwargs={"folder": config.pose_from}, num_cpus=0.25)
+                                      fn_kwargs={"folder": config.pose_from}, num_cpus=LIGHT_TASK_CPUS)
     dataset = dataset.map_batches(mask_batch, batch_size=MASK_BATCH, batch_format="numpy",
                                   fn_kwargs=dict(style=config.style, fill=config.fill,
                                                  ootd_variant=config.ootd_variant, layout=config.layout,
@@ -152,7 +170,7 @@ def build_dataset(rows: pa.Table, config: RunConfig, run_info: dict, plan: Stage
                                   num_cpus=plan.task_num_cpus)
     return dataset.map_batches(write_batch, batch_size=config.rows_per_part, batch_format="numpy",
                                fn_kwargs=dict(out=config.output, run_info=run_info, layout=config.layout),
-                               num_cpus=0.25)
+                               num_cpus=LIGHT_TASK_CPUS)
 
 
 def check_run(config: RunConfig) -> tuple[dict, list[str]]:
