@@ -18,7 +18,6 @@ hips, so there is no agnostic photo, mask or parse-agnostic).
 from __future__ import annotations
 
 import json
-from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -100,20 +99,6 @@ def _cloth_files(context: ExportContext, base: str, name: str) -> dict[str, byte
     return {f"{base}cloth/{name}.jpg": cloth, f"{base}cloth-mask/{name}.jpg": _jpeg(cloth_mask)}
 
 
-_second_thread: ThreadPoolExecutor | None = None
-
-
-def _on_second_thread(function, *args) -> Future:
-    """function(*args) on one more thread of this process. Why: the garment half of a VITON-HD row
-    (decode, cloth mask, two JPEGs) does not depend on the person half, and both spend their time
-    in OpenCV, numpy and libjpeg-turbo, which release the GIL; the mask stage runs one task per
-    reserved CPU, so a row's export would otherwise use one core while the other may be idle."""
-    global _second_thread
-    if _second_thread is None:
-        _second_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vton-garment")
-    return _second_thread.submit(function, *args)
-
-
 def _pairs_rows(manifest, layout: str) -> list[dict]:
     """The manifest rows that go into the pairs files, in input order."""
     wanted = ("status", "flags", "garment", "export_name", "split", "category", "seq")
@@ -160,14 +145,12 @@ class VitonHDLayout(TrainerLayout):
             raise VtonError(f"the vitonhd layout takes upper_body rows only; this row's category is "
                             f"{row.get('category')!r} (use --layout dresscode for lower_body and dresses)")
         split, name = row["split"], row["export_name"]
-        garment = _on_second_thread(_cloth_files, context, f"{split}/", name)
-        try:
-            files = self._person_files(context, split, name)
-        except BaseException:
-            if garment.exception() is not None:  # waits; a bad garment's error comes first, as before
-                raise garment.exception() from None
-            raise
-        files.update(garment.result())  # a bad garment raises here: nothing of the row is written
+        # The garment first: a garment that cannot be read or decoded is the row's error, and
+        # nothing of the row is written. One thread: the mask stage runs one task per reserved
+        # CPU, and a second thread here made a 300-photo run on 2 CPUs use ~4% more CPU time
+        # (bench/RESULTS.md, Trainer layout export time).
+        files = _cloth_files(context, f"{split}/", name)
+        files.update(self._person_files(context, split, name))
         return files
 
     def _person_files(self, context: ExportContext, split: str, name: str) -> dict[str, bytes]:
