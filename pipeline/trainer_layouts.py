@@ -224,7 +224,7 @@ class DressCodeLayout(TrainerLayout):
         if category not in DRESSCODE_CATEGORIES:
             raise VtonError(f"the dresscode layout takes {', '.join(DRESSCODE_CATEGORIES)} rows; "
                             f"this row's category is {category!r}")
-        garment = _garment(context, with_mask=False)  # DressCode has no cloth masks
+        garment = _garment(context)
         name, size = row["export_name"], tuple(context.export_size)
         fit = tf.fit_frame((context.photo.shape[1], context.photo.shape[0]), size)
         people = _people_in_frame(context, fit)
@@ -238,7 +238,10 @@ class DressCodeLayout(TrainerLayout):
             f"{base}skeletons/{name}_5.jpg": _jpeg(tf.render_dresscode_skeleton(main, size)),
         }
         if garment is not None:
+            # LaDI-VTON's DressCode loader whitens the garment photo's background with
+            # masks/<id>_1.png (255 = garment); DressCode's own loader does not open it.
             files[f"{base}images/{name}_1.jpg"] = garment[0]
+            files[f"{base}masks/{name}_1.png"] = codecs.encode_png(garment[1])
         if context.densepose is not None:
             # The DressCode loaders open dense/<id>_5.png (part index 0..24, nearest-resized, one-hot
             # over 25 channels) and dense/<id>_5_uv.npz (array "uv", resized by torchvision as a

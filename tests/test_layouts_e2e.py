@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from conftest import run_cli
-from PIL import Image
+from PIL import Image, ImageOps
 
 from pipeline.pose_files import to_openpose_json
 from pipeline.testing.products import make_product
@@ -223,6 +223,17 @@ def test_dresscode_files_and_pairs(dresscode_run):
         assert name == f"{row['seq']:06d}"
         _open(base / "images" / f"{name}_0.jpg", "RGB")
         assert (base / "images" / f"{name}_1.jpg").is_file() == bool(row["garment"])
+        assert (base / "masks" / f"{name}_1.png").is_file() == bool(row["garment"])
+        if row["garment"]:  # as LaDI-VTON reads it: the garment kept, the rest whitened
+            cloth = Image.open(base / "images" / f"{name}_1.jpg")
+            mask = Image.open(base / "masks" / f"{name}_1.png")
+            assert mask.mode == "L" and mask.size == cloth.size == FRAME
+            values = np.asarray(mask)
+            assert set(np.unique(values)) <= {0, 255} and 0.05 < (values == 255).mean() < 0.9
+            inverted = ImageOps.invert(mask.convert("L"))
+            whitened = np.asarray(Image.composite(inverted, cloth, inverted).convert("RGB"))
+            assert (whitened[values == 0] == 255).all()
+            assert np.array_equal(whitened[values == 255], np.asarray(cloth)[values == 255])
         assert _open(base / "label_maps" / f"{name}_4.png", "P").max() <= 17
         _open(base / "skeletons" / f"{name}_5.jpg", "RGB")
         parts = _open(base / "dense" / f"{name}_5.png", "L")

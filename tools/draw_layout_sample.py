@@ -41,7 +41,7 @@ UPPER_GARMENTS = ("tshirt", "shirt", "longsleeve", "tank")
 ORDER = {
     "vitonhd": ("image", "image-parse-v3", "openpose_img", "openpose_json", "agnostic-v3.2", "agnostic-mask",
                 "image-parse-agnostic-v3.2", "cloth", "cloth-mask"),
-    "dresscode": ("images/_0", "label_maps", "skeletons", "keypoints", "images/_1"),
+    "dresscode": ("images/_0", "label_maps", "skeletons", "keypoints", "images/_1", "masks"),
 }
 
 
