@@ -62,9 +62,8 @@ def _photo_file(pixels_in_frame: np.ndarray, fit: tf.Fit, own_jpeg: bytes | None
     return _jpeg(pixels_in_frame)
 
 
-def _garment(context: ExportContext, with_mask: bool = True) -> tuple[bytes, np.ndarray | None] | None:
-    """(cloth JPEG, cloth mask uint8 0/255 or None without with_mask), both in the frame; None
-    without a garment."""
+def _garment(context: ExportContext) -> tuple[bytes, np.ndarray] | None:
+    """(cloth JPEG, cloth mask uint8 0/255), both in the frame; None without a garment."""
     if context.garment is None:
         return None
     name = context.row.get("garment")
@@ -83,11 +82,8 @@ def _garment(context: ExportContext, with_mask: bool = True) -> tuple[bytes, np.
         rgb = tf.apply_image(rgb, tf.Fit(fit.photo_size, fit.size, fit.scale, fit.size, (0, 0)))
         fit = tf.fit_frame(fit.size, context.export_size)
         own_jpeg = None
-    cloth = _photo_file(tf.apply_image(rgb, fit), fit, own_jpeg)
-    if not with_mask:
-        return cloth, None
     mask = cloth_mask(rgb, max_side=CLOTH_MASK_SIDE)
-    return cloth, tf.apply_labels(mask, fit)
+    return _photo_file(tf.apply_image(rgb, fit), fit, own_jpeg), tf.apply_labels(mask, fit)
 
 
 def _cloth_files(context: ExportContext, base: str, name: str) -> dict[str, bytes]:
