@@ -54,6 +54,19 @@ _FAST_FORMATS = ("JPEG", "MPO")
 _ORIENTATION = 0x0112
 
 
+def one_cv2_thread() -> None:
+    """OpenCV in this process on one thread (its default is a pool of one thread per core).
+
+    Why: the CPU tasks (decode, masks) each hold one CPU that Ray reserved, and Ray runs as many
+    as there are CPUs, beside the model actors: the pool's extra threads find no idle core and
+    only add CPU time. In 300-photo runs on 2 CPUs the vitonhd layout's task workers spent ~4 s
+    (~9%) less CPU with one thread; the native layout's changed within the runs' noise
+    (bench/RESULTS.md, Trainer layout export time).
+    """
+    if cv2.getNumThreads() != 1:
+        cv2.setNumThreads(1)
+
+
 # ------------------------------------------------------------------------------------- decoding
 
 def decode_working(data: bytes, size: tuple[int, int], max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, str]:

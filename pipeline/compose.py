@@ -230,5 +230,6 @@ class MaskStage:
 def mask_batch(batch: dict, style: str = "rect", fill: str = "green", ootd_variant: str = "hd",
                layout: str = "native", export_size: str = "768x1024", person_check: bool = True) -> dict:
     """The mask stage as a plain function, for Ray tasks."""
+    codecs.one_cv2_thread()
     return MaskStage(style=style, fill=fill, ootd_variant=ootd_variant, layout=layout,
                      export_size=export_size, person_check=person_check)(batch)

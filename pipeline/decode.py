@@ -112,7 +112,9 @@ def decode_batch(batch: dict, width: int, height: int, max_pixels: int = MAX_PIX
     """Adds `data`, `image` (N, height, width, 3) uint8, `width`/`height` (photo), `skip_reason`
     ("" or TOOL_OUTPUT_FLAG: a file masked_image wrote, skipped), `decoder` (which library made
     the working-size image: "simplejpeg" or "pillow", see pipeline/codecs.py), `ms_decode`."""
-    from .codecs import decode_working  # codecs builds on this module
+    from .codecs import decode_working, one_cv2_thread  # codecs builds on this module
+
+    one_cv2_thread()
     count = len(batch["id"])
     status = np.array(batch["status"], dtype=object)
     # Text everywhere ("" = no error): Ray turns each batch into Arrow on its own, and a column of

@@ -410,3 +410,29 @@ def test_cpu_cost_bench_runs_and_reports(tmp_path):
     assert agreement["masks_equal"] and agreement["flags_equal"] and agreement["fractions_equal"]
     assert agreement["composites_equal"] and agreement["full_decodes_equal"] and agreement["png_pixels_equal"]
     assert size["decoders"] == {"working:simplejpeg": 2, "full:simplejpeg": 2}
+
+
+def test_the_cpu_tasks_run_opencv_on_one_thread(tmp_path):
+    """decode_batch and mask_batch are Ray's CPU tasks: one reserved CPU each, so one OpenCV thread."""
+    import cv2
+
+    from pipeline.compose import mask_batch
+    from pipeline.decode import decode_batch
+
+    sample = make_person(4, 96, 128)
+    path = tmp_path / "p.jpg"
+    Image.fromarray(sample.image).save(path, quality=90)
+    one = {"id": np.array(["r"], dtype=object), "source": np.array([str(path)], dtype=object),
+           "status": np.array(["pending"], dtype=object), "error": np.array([""], dtype=object)}
+    previous = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(2)
+        decoded = decode_batch(one, 48, 64)
+        assert cv2.getNumThreads() == 1 and decoded["status"][0] == "pending"
+        cv2.setNumThreads(2)
+        decoded["labels"] = sample.labels[None, ::2, ::2].copy()
+        decoded["category"] = np.array(["upper_body"], dtype=object)
+        out = mask_batch(decoded)
+        assert cv2.getNumThreads() == 1 and out["status"][0] == "ok", out["error"][0]
+    finally:
+        cv2.setNumThreads(previous)
