@@ -9,7 +9,11 @@ and overall, the mean and the worst IoU (with its seed), the share of photos und
 milliseconds per photo of cloth_mask alone (one thread: cv2.setNumThreads(1), wall clock).
 ``--max-side N`` passes cloth_mask's max_side (the photo masked shrunk to N on its long side).
 ``--method grabcut`` measures the comparison instead: cv2.grabCut initialised with the frame's
-border as background (grabcut_baseline below).
+border as background (grabcut_baseline below). ``--jpeg-quality Q`` saves each photo as a JPEG
+(Pillow, quality Q) first and times the decode with the mask: ``clothmask`` then decodes it at full
+size (codecs.decode_full), and ``--method export`` reads it the way the trainer layouts do
+(pipeline.trainer_layouts._garment, the frame the photo's size: its bytes are kept as the cloth
+file and only the mask's pixels are decoded, at CLOTH_MASK_SIDE).
 
 Seeds (the same seed numbers serve every kind; the generator mixes the kind into the seed):
 
@@ -24,12 +28,14 @@ overlay of the mask (green: right, red: missed garment, blue: background taken a
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -88,8 +94,11 @@ def main(argv=None) -> int:
     parser.add_argument("--kinds", default=None, help="comma-separated kinds (default: all)")
     parser.add_argument("--width", type=int, default=768)
     parser.add_argument("--height", type=int, default=1024)
-    parser.add_argument("--method", choices=("clothmask", "grabcut"), default="clothmask",
-                        help="grabcut: the comparison baseline (grabcut_baseline), not the shipped method")
+    parser.add_argument("--method", choices=("clothmask", "grabcut", "export"), default="clothmask",
+                        help="grabcut: the comparison baseline (grabcut_baseline), not the shipped method; "
+                             "export: the trainer layouts' garment path (needs --jpeg-quality)")
+    parser.add_argument("--jpeg-quality", type=int, default=None,
+                        help="save each photo as a JPEG of this quality first; the method gets its bytes")
     parser.add_argument("--max-side", type=int, default=None,
                         help="cloth_mask's max_side: mask a shrunk copy of photos longer than this")
     parser.add_argument("--json", type=Path, help="write the numbers here too")
@@ -99,22 +108,44 @@ def main(argv=None) -> int:
 
     import cv2
 
+    from pipeline import codecs
     from pipeline.clothmask import cloth_mask
     from pipeline.testing.products import PRODUCT_KINDS, make_product
 
     cv2.setNumThreads(1)
+    if args.method == "export" and args.jpeg_quality is None:
+        parser.error("--method export reads JPEG bytes: give --jpeg-quality")
     if args.method == "clothmask":
         def method(image):
+            if isinstance(image, bytes):
+                image = codecs.decode_full(image)[0]
             return cloth_mask(image, max_side=args.max_side)
+    elif args.method == "export":
+        from pipeline.layouts import ExportContext
+        from pipeline.trainer_layouts import _garment
+
+        def method(data):
+            size = codecs.open_photo(data).size
+            context = ExportContext(photo=None, labels=None, people=None, no_person=False, garment=data,
+                                    row={"garment": "eval"}, export_size=tuple(size))
+            return _garment(context)[1]
     else:
-        method = grabcut_baseline
+        def method(image):
+            return grabcut_baseline(codecs.decode_full(image)[0] if isinstance(image, bytes) else image)
+
+    def photo(image):
+        if args.jpeg_quality is None:
+            return image
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="JPEG", quality=args.jpeg_quality)
+        return buffer.getvalue()
     kinds = args.kinds.split(",") if args.kinds else list(PRODUCT_KINDS)
     first = SPLITS[args.split] if args.first is None else args.first
     if args.dump:
         args.dump.mkdir(parents=True, exist_ok=True)
-    method(make_product(first, args.width, args.height).image)  # warm up (first-call costs)
+    method(photo(make_product(first, args.width, args.height).image))  # warm up (first-call costs)
     result = {"method": args.method, "split": args.split, "seeds": f"{first}..{first + args.n - 1}",
-              "size": [args.width, args.height], "max_side": args.max_side,
+              "size": [args.width, args.height], "max_side": args.max_side, "jpeg_quality": args.jpeg_quality,
               "kinds": {}}
     all_iou, all_ms, worst = [], [], (2.0, None, None)
     print(f"{'kind':15s} {'n':>4s} {'mean IoU':>9s} {'min IoU':>8s} {'(seed)':>8s} {'<0.9':>5s} {'ms/photo':>9s}")
@@ -122,8 +153,9 @@ def main(argv=None) -> int:
         ious, ms, seeds = [], [], []
         for seed in range(first, first + args.n):
             sample = make_product(seed, args.width, args.height, kind=kind)
+            given = photo(sample.image)
             t = time.perf_counter()
-            mask = method(sample.image)
+            mask = method(given)
             ms.append((time.perf_counter() - t) * 1000)
             value = iou(mask > 127, sample.mask)
             ious.append(value)

@@ -64,7 +64,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["cloth_mask"]
+__all__ = ["cloth_mask", "enlarge_mask"]
 
 WORK_SIDE = 384          # long side of the working size (pixels)
 FINE_SIGMA = 0.8         # gradient scales (working pixels)
@@ -343,6 +343,11 @@ def _refine(rgb: np.ndarray, coarse: np.ndarray, scale: float) -> np.ndarray:
     return _fill_holes(out)
 
 
+def enlarge_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A 0/255 mask made on a shrunk copy, at the photo's (width, height): bilinear, cut at half."""
+    return (cv2.resize(mask, tuple(size), interpolation=cv2.INTER_LINEAR) >= 128).astype(np.uint8) * 255
+
+
 def cloth_mask(rgb: np.ndarray, max_side: int | None = None) -> np.ndarray:
     """The garment in an in-shop product photo: uint8 (H, W), 255 = garment, 0 = background.
 
@@ -360,8 +365,7 @@ def cloth_mask(rgb: np.ndarray, max_side: int | None = None) -> np.ndarray:
     if max_side is not None and max(h, w) > max(int(max_side), WORK_SIDE):
         f = max(int(max_side), WORK_SIDE) / max(h, w)
         shrunk = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-        mask = cloth_mask(shrunk)
-        return (cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR) >= 128).astype(np.uint8) * 255
+        return enlarge_mask(cloth_mask(shrunk), (w, h))
     if max(h, w) < WORK_SIDE:
         # a small photo: work on a copy enlarged up to twice (its edges stay steps), at least 16 pixels a side
         f = max(min(2.0, WORK_SIDE / max(h, w)), 16.0 / min(h, w))

@@ -131,13 +131,24 @@ def reusable_jpeg(data: bytes, decoder: str) -> bool:
     Why: re-encoding a photo that needs no resizing costs ~4 ms per 768x1024 photo and loses
     quality a second time; the original bytes are the better file. Reads the header only.
     """
-    if decoder != FAST or not data:
-        return False
+    return decoder == FAST and reusable_jpeg_size(data) is not None
+
+
+def reusable_jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """The (width, height) of a photo whose header makes it a reusable JPEG (reusable_jpeg, less
+    the decode), None otherwise. Reads the header only.
+
+    Why: a caller that writes the bytes unchanged can then decode the pixels at the size it needs
+    (decode_working) instead of full size; its decoder must still be FAST for the bytes to be used.
+    """
+    if not data:
+        return None
     try:
         image = open_photo(data)
-        return image.format == "JPEG" and image.mode == "RGB" and _orientation(image) == 1
+        reusable = image.format == "JPEG" and image.mode == "RGB" and _orientation(image) == 1
     except Exception:  # an unreadable header: encode the pixels instead
-        return False
+        return None
+    return tuple(image.size) if reusable else None
 
 
 def _fast_candidate(image: Image.Image) -> bool:

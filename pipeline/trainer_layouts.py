@@ -68,6 +68,9 @@ def _garment(context: ExportContext) -> tuple[bytes, np.ndarray] | None:
         return None
     name = context.row.get("garment")
     try:
+        kept = _kept_garment_mask(context.garment, context.export_size)
+        if kept is not None:
+            return context.garment, kept
         rgb, decoder = codecs.decode_full(context.garment)
     except Exception as error:  # any decoder failure is this row's error, naming the garment
         raise VtonError(f"garment {name!r} cannot be decoded: {type(error).__name__}: {error}") from None
@@ -84,6 +87,28 @@ def _garment(context: ExportContext) -> tuple[bytes, np.ndarray] | None:
         own_jpeg = None
     mask = cloth_mask(rgb, max_side=CLOTH_MASK_SIDE)
     return _photo_file(tf.apply_image(rgb, fit), fit, own_jpeg), tf.apply_labels(mask, fit)
+
+
+def _kept_garment_mask(data: bytes, frame: tuple[int, int]) -> np.ndarray | None:
+    """The cloth mask of a garment photo whose own bytes are its cloth file (a reusable JPEG of
+    the frame's size, codecs.reusable_jpeg), None for any other garment.
+
+    Why: only the mask needs its pixels then, and only at CLOTH_MASK_SIDE, where cloth_mask would
+    shrink them to anyway; libjpeg-turbo decodes them at that size in the IDCT (4/8 for 768x1024):
+    1.3 ms instead of 2.3 ms for a full decode and a shrink of a generated product photo, more for
+    a detailed one. The DCT's averaging is not INTER_AREA's, so edge pixels can differ; held-out
+    mean IoU 0.9809 against 0.9801 (bench/RESULTS.md, Cloth masks).
+    """
+    from .clothmask import cloth_mask, enlarge_mask
+
+    size = codecs.reusable_jpeg_size(data)
+    if size is None or size != tuple(frame) or max(size) <= CLOTH_MASK_SIDE:
+        return None
+    factor = CLOTH_MASK_SIDE / max(size)
+    small, decoder = codecs.decode_working(data, (max(1, round(size[0] * factor)), max(1, round(size[1] * factor))))
+    if decoder != codecs.FAST:  # Pillow decoded it: the stream is not known whole, so the bytes are not kept
+        return None
+    return enlarge_mask(cloth_mask(small), size)
 
 
 def _cloth_files(context: ExportContext, base: str, name: str) -> dict[str, bytes]:

@@ -12,11 +12,13 @@ import pytest
 from PIL import Image
 
 from pipeline import codecs
+from pipeline.clothmask import cloth_mask
 from pipeline.compose import MaskStage
 from pipeline.layouts import ExportContext
+from pipeline.schema import VtonError
 from pipeline.testing.products import make_product
 from pipeline.testing.synthetic import make_person
-from pipeline.trainer_layouts import DressCodeLayout, VitonHDLayout
+from pipeline.trainer_layouts import CLOTH_MASK_SIDE, DressCodeLayout, VitonHDLayout, _garment
 
 FRAME = (768, 1024)
 
@@ -109,3 +111,38 @@ def test_the_mask_stage_hands_the_photo_bytes_to_the_layout():
     out = MaskStage(style="rect", layout="vitonhd")(batch)
     assert out["status"][0] == "ok", out["error"][0]
     assert pickle.loads(out["export_files"][0])["test/image/00000_00.jpg"] == photo
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.logical_and(a, b).sum() / max(1, np.logical_or(a, b).sum()))
+
+
+def _garment_context(garment: bytes) -> ExportContext:
+    return ExportContext(photo=None, labels=None, people=None, no_person=False, garment=garment,
+                         row={"garment": "shirt.jpg"}, export_size=FRAME)
+
+
+def test_a_kept_garment_is_masked_from_a_scaled_decode_not_a_full_one(monkeypatch):
+    product = make_product(11, *FRAME)
+    data = _jpeg(product.image)
+    full_decodes = []
+    original = codecs.decode_full
+    monkeypatch.setattr(codecs, "decode_full", lambda *a, **k: full_decodes.append(1) or original(*a, **k))
+    cloth, mask = _garment(_garment_context(data))
+    assert full_decodes == []  # the kept bytes are the cloth file; only the mask's pixels were decoded
+    assert cloth == data and mask.shape == FRAME[::-1] and mask.dtype == np.uint8
+    assert set(np.unique(mask)) <= {0, 255}
+    assert _iou(mask > 0, product.mask) > 0.95
+    # The full decode's mask (what any other garment gets) agrees but for edge pixels.
+    assert _iou(mask > 0, cloth_mask(original(data)[0], max_side=CLOTH_MASK_SIDE) > 0) > 0.98
+
+    # Not kept (gray, so re-encoded as RGB): the full decode, as before.
+    cloth, mask = _garment(_garment_context(_jpeg(product.image, mode="L")))
+    assert full_decodes == [1] and cloth != data and _iou(mask > 0, product.mask) > 0.9
+
+
+def test_a_cut_garment_jpeg_of_the_frames_size_is_the_rows_error_naming_it():
+    data = _jpeg(make_product(12, *FRAME).image)
+    assert codecs.reusable_jpeg_size(data[: len(data) // 2]) == FRAME  # the header still says keep it
+    with pytest.raises(VtonError, match="garment 'shirt.jpg' cannot be decoded"):
+        _garment(_garment_context(data[: len(data) // 2]))
