@@ -31,7 +31,7 @@ MASK_BATCH = 4
 CPU_BATCH = 4
 MODEL_TASKS_IN_FLIGHT = 2
 LOG_EVERY_S = 10.0
-# Ray's reservation for the light tasks (keypoint files, writes): several run beside a mask task.
+# Ray's reservation for the light tasks (writes): several run beside a mask task.
 LIGHT_TASK_CPUS = 0.25
 FORWARDED_ENV = ("HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE")  # no secrets here
 
@@ -160,8 +160,12 @@ def build_dataset(rows: pa.Table, config: RunConfig, run_info: dict, plan: Stage
     if config.pose_from is not None:
         from .pose import pose_from_files_batch
 
+        # The mask task's reservation, so that Ray Data fuses the keypoint files into the mask task:
+        # one task instead of two, the batch (photo bytes, label map) not stored and fetched once
+        # more, and fewer worker processes beside long mask tasks (bench/RESULTS.md, Trainer
+        # layout export time).
         dataset = dataset.map_batches(pose_from_files_batch, batch_size=DECODE_BATCH, batch_format="numpy",
-                                      fn_kwargs={"folder": config.pose_from}, num_cpus=LIGHT_TASK_CPUS)
+                                      fn_kwargs={"folder": config.pose_from}, num_cpus=plan.task_num_cpus)
     dataset = dataset.map_batches(mask_batch, batch_size=MASK_BATCH, batch_format="numpy",
                                   fn_kwargs=dict(style=config.style, fill=config.fill,
                                                  ootd_variant=config.ootd_variant, layout=config.layout,

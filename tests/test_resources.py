@@ -64,3 +64,30 @@ def test_with_densepose_three_model_actors_fit_on_each_gpu():
     plan = plan_model_stages(cluster_cpus=16, cluster_gpus=1, gpu_fraction=0.5, stages=3)
     assert plan.actors == 1 and plan.num_gpus * 3 <= 1.0
     assert plan_model_stages(cluster_cpus=16, cluster_gpus=1, gpu_fraction=0.25, stages=3).num_gpus == 0.25
+
+
+def test_keypoint_files_are_read_inside_the_mask_task(tmp_path, capsys):
+    """--pose-from asks for the mask task's CPUs, so Ray Data fuses the two into one task (no
+    second task, no second trip of the batch through the object store)."""
+    import pyarrow as pa
+    import ray
+
+    from pipeline.config import RunConfig
+    from pipeline.dataflow import build_dataset
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        rows = pa.table({"id": ["a", "b"], "source": ["a.jpg", "b.jpg"], "status": ["pending"] * 2,
+                         "error": [""] * 2})
+        config = RunConfig(input=str(tmp_path), output=str(tmp_path / "out"), pose_from=str(tmp_path))
+        plan = plan_model_stages(2, 0, rows=2)
+        capsys.readouterr()
+        build_dataset(rows, config, {}, plan, "cpu", "fp32").explain()
+        physical = capsys.readouterr().out.split("Physical Plan (Optimized)")[-1]
+        assert "MapBatches(pose_from_files_batch)->MapBatches(mask_batch)" in physical, physical
+        assert "MapBatches(write_batch)" in physical  # the writes stay light tasks of their own
+    finally:
+        if started:
+            ray.shutdown()
