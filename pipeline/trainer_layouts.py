@@ -30,7 +30,7 @@ from .schema import OK, VtonError
 JPEG_QUALITY = 95
 # Cloth masks are made on the garment photo shrunk to this long side and enlarged back to the
 # frame: ~30% less CPU per row than at 768x1024, for held-out mean IoU 0.982 instead of 0.986
-# (bench/cloth_mask_eval.py --max-side 512; bench/RESULTS.md, Trainer layout export time).
+# (bench/cloth_mask_eval.py --max-side 512; bench/RESULTS.md, Cloth masks, "The export's masks").
 CLOTH_MASK_SIDE = 512
 SPLITS = ("train", "test")
 DRESSCODE_CATEGORIES = ("upper_body", "lower_body", "dresses")
@@ -97,7 +97,7 @@ def _kept_garment_mask(data: bytes, frame: tuple[int, int]) -> np.ndarray | None
     shrink them to anyway; libjpeg-turbo decodes them at that size in the IDCT (4/8 for 768x1024):
     1.3 ms instead of 2.3 ms for a full decode and a shrink of a generated product photo, more for
     a detailed one. The DCT's averaging is not INTER_AREA's, so edge pixels can differ; held-out
-    mean IoU 0.9809 against 0.9801 (bench/RESULTS.md, Cloth masks).
+    mean IoU 0.9827 against 0.9822 (bench/RESULTS.md, Cloth masks, "The export's masks").
     """
     from .clothmask import cloth_mask, enlarge_mask
 
