@@ -95,9 +95,9 @@ def _kept_garment_mask(data: bytes, frame: tuple[int, int]) -> np.ndarray | None
 
     Why: only the mask needs its pixels then, and only at CLOTH_MASK_SIDE, where cloth_mask would
     shrink them to anyway; libjpeg-turbo decodes them at that size in the IDCT (4/8 for 768x1024):
-    1.3 ms instead of 2.3 ms for a full decode and a shrink of a generated product photo, more for
-    a detailed one. The DCT's averaging is not INTER_AREA's, so edge pixels can differ; held-out
-    mean IoU 0.9827 against 0.9822 (bench/RESULTS.md, Cloth masks, "The export's masks").
+    1.3 ms instead of 2.3 ms for a full decode and a shrink of a generated product photo. The
+    DCT's averaging is not INTER_AREA's, so edge pixels can differ; held-out mean IoU 0.9827
+    against 0.9822 (bench/RESULTS.md, Cloth masks, "The export's masks").
     """
     from .clothmask import cloth_mask, enlarge_mask
 
